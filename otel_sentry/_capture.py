@@ -1,0 +1,128 @@
+"""Where live exceptions are collected, deduplicated and turned into events.
+
+During an HTTP request every capture point (the ASGI middleware, the wrapped exception handlers, an
+app's own sentry_sdk calls) adds to one :class:`RequestCapture`; when the request ends its events are
+built and queued. An exception that is already captured, or that sits in the __cause__/__context__
+chain of one that is, is not captured again: one exception, one event. Outside a request, captures are
+emitted at once.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import weakref
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Optional
+
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from ._events import CapturedError, RequestFacts, exception_values
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+logger = logging.getLogger("otel_sentry")
+
+SCOPE_KEY = "otel_sentry.request"
+_MAX_CHAIN = 50
+_MAX_CAPTURES_PER_REQUEST = 20
+
+_current_request: contextvars.ContextVar[Optional[RequestCapture]] = contextvars.ContextVar(
+    "otel_sentry_request", default=None
+)
+# Exceptions captured outside any request; weak so they are not kept alive by us.
+_captured_outside: weakref.WeakSet[BaseException] = weakref.WeakSet()
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """exc, then its causes/contexts, bounded and cycle-safe."""
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen and len(chain) < _MAX_CHAIN:
+        chain.append(current)
+        seen.add(id(current))
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return chain
+
+
+def _overlaps(a: BaseException, b: BaseException) -> bool:
+    return any(x is b for x in exception_chain(a)) or any(x is a for x in exception_chain(b))
+
+
+class RequestCapture:
+    """Per-request state: request facts and the errors captured while serving it."""
+
+    __slots__ = ("facts", "errors", "scope")
+
+    def __init__(self, scope: dict[str, Any]) -> None:
+        self.scope = scope
+        self.facts = RequestFacts.from_scope(scope)
+        self.errors: list[CapturedError] = []
+
+    def already_captured(self, exc: BaseException) -> bool:
+        return any(_overlaps(error.exception, exc) for error in self.errors)
+
+
+def current_request() -> Optional[RequestCapture]:
+    return _current_request.get()
+
+
+def set_current_request(request: Optional[RequestCapture]) -> contextvars.Token[Optional[RequestCapture]]:
+    return _current_request.set(request)
+
+
+def reset_current_request(token: contextvars.Token[Optional[RequestCapture]]) -> None:
+    _current_request.reset(token)
+
+
+def capture(
+    runtime: Runtime,
+    exc: BaseException,
+    tb: Optional[TracebackType] = None,
+    *,
+    handled: bool,
+    mechanism: str,
+    level: str = "error",
+    status_code: Optional[int] = None,
+    request: Optional[RequestCapture] = None,
+    record_on_span: bool = False,
+) -> Optional[str]:
+    """Capture one live exception; returns its event id, or None when it was a duplicate.
+
+    Never raises: a failure here is logged and counted, never passed to the host app.
+    """
+    try:
+        request = request or _current_request.get()
+        if request is not None:
+            if request.already_captured(exc) or len(request.errors) >= _MAX_CAPTURES_PER_REQUEST:
+                return None
+        elif any(_overlaps(seen, exc) for seen in list(_captured_outside)):
+            return None
+        span = trace.get_current_span()
+        if record_on_span and span.is_recording():
+            # Handled exceptions never reach the OTel middleware; record them for every backend.
+            span.record_exception(exc, attributes={"exception.escaped": False})
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        error = CapturedError(
+            exception=exc,
+            values=exception_values(
+                exc, tb if tb is not None else exc.__traceback__,
+                handled=handled, mechanism_type=mechanism, options=runtime.frame_options,
+            ),
+            handled=handled,
+            level=level,
+            status_code=status_code,
+            span_context=span.get_span_context(),
+        )
+        if request is not None:
+            request.errors.append(error)
+        else:
+            _captured_outside.add(exc)
+            runtime.emit(error, None)
+        return error.event_id
+    except Exception:
+        runtime.internal_error("capturing an exception")
+        return None

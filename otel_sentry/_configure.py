@@ -1,0 +1,143 @@
+"""Building the pipeline: one code path for ``opentelemetry-instrument`` and for ``configure()``.
+
+The SDK's own ``_initialize_components`` builds providers, samplers and exporters from the standard
+variables; otel_sentry adds its environment defaults, validates exporter names first (an unknown name
+would otherwise make the SDK raise and leave the app untraced), builds the Sentry bridge and installs
+the capture hooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import MutableMapping
+from importlib.metadata import entry_points
+from typing import Any, Optional
+
+from ._redact import mask_url_secrets
+from ._runtime import Runtime, get_runtime, set_runtime
+from ._settings import load_settings
+
+logger = logging.getLogger("otel_sentry")
+
+_SIGNALS = {
+    "traces": ("OTEL_TRACES_EXPORTER", "opentelemetry_traces_exporter"),
+    "metrics": ("OTEL_METRICS_EXPORTER", "opentelemetry_metrics_exporter"),
+    "logs": ("OTEL_LOGS_EXPORTER", "opentelemetry_logs_exporter"),
+}
+_OTLP_BY_PROTOCOL = {"grpc": "otlp_proto_grpc", "http/protobuf": "otlp_proto_http"}
+_configured = False
+_configure_lock = threading.Lock()
+
+
+def _otlp_endpoint_set(environ: MutableMapping[str, str], signal: str) -> bool:
+    return bool(environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"))
+
+
+def apply_environment_defaults(environ: Optional[MutableMapping[str, str]] = None) -> None:
+    """Defaults that work on a fresh machine: Sentry (local inbox without a DSN), OTLP only when an
+    endpoint is configured, HTTP/protobuf for OTLP, and nothing that retries against a missing
+    collector."""
+    env = os.environ if environ is None else environ
+    env.setdefault("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    env.setdefault("OTEL_TRACES_EXPORTER", "otlp,sentry" if _otlp_endpoint_set(env, "traces") else "sentry")
+    for signal in ("metrics", "logs"):
+        env.setdefault(_SIGNALS[signal][0], "otlp" if _otlp_endpoint_set(env, signal) else "none")
+    if env.get("FASTAPI_OTEL_AUTO_CONFIGURE", "").strip().lower() in ("1", "true", "yes", "on"):
+        # FastAPI would add a second OTLP exporter to our provider (every span exported twice), and it
+        # refuses OTEL_TRACES_EXPORTER values other than otlp/none (otlp,sentry fails at startup).
+        env["FASTAPI_OTEL_AUTO_CONFIGURE"] = "false"
+        logger.warning(
+            "otel_sentry: FASTAPI_OTEL_AUTO_CONFIGURE=true ignored: otel_sentry already exports what "
+            "OTEL_TRACES_EXPORTER=%s names; FastAPI's own exporter would export every span twice",
+            env.get("OTEL_TRACES_EXPORTER"),
+        )
+
+
+def _available_exporters(group: str) -> set[str]:
+    return {ep.name for ep in entry_points(group=group)}
+
+
+def validate_exporter_names(environ: Optional[MutableMapping[str, str]] = None) -> dict[str, list[str]]:
+    """Drop unknown exporter names with one clear line each, so the SDK never raises at startup."""
+    env = os.environ if environ is None else environ
+    protocol = (env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").strip()
+    result: dict[str, list[str]] = {}
+    for signal, (var, group) in _SIGNALS.items():
+        raw = env.get(var, "")
+        names = [n.strip() for n in raw.split(",") if n.strip() and n.strip() != "none"]
+        available = _available_exporters(group)
+        valid: list[str] = []
+        for name in names:
+            resolved = _OTLP_BY_PROTOCOL.get(protocol) if name == "otlp" else name
+            if resolved in available and name not in valid:
+                valid.append(name)
+                continue
+            hint = (
+                f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} needs an exporter that is not installed "
+                f"(pip install opentelemetry-exporter-otlp-proto-grpc for grpc)"
+                if name == "otlp"
+                else f"installed: {', '.join(sorted(available)) or 'none'}"
+            )
+            logger.warning("otel_sentry: invalid %s entry %r: unknown exporter (%s); ignoring it", var, name, hint)
+        if names != valid:
+            env[var] = ",".join(valid) or "none"
+        result[signal] = valid
+    return result
+
+
+def ensure_runtime(**overrides: Any) -> Runtime:
+    """The process's Sentry bridge, built from the environment on first use."""
+    from . import _sentry_sdk_interop
+    from ._starlette import instrument_starlette
+
+    runtime = get_runtime()
+    if runtime is None:
+        runtime = Runtime(load_settings(**overrides))
+        set_runtime(runtime)
+        destinations = ", ".join(mask_url_secrets(_describe(t.destination)) for t in runtime.transports)
+        logger.info("otel_sentry: sending errors to %s", destinations)
+    if runtime.settings.adopt_sentry_sdk:
+        _sentry_sdk_interop.install()
+    instrument_starlette()
+    return runtime
+
+
+def _describe(destination: Any) -> str:
+    url = getattr(destination, "url", None)
+    inbox = getattr(getattr(destination, "_inbox", None), "directory", None)
+    return f"{destination.name} ({url or inbox})"
+
+
+def configure_pipeline(*, auto_instrumentation_version: Optional[str] = None, **overrides: Any) -> Optional[Runtime]:
+    """Set defaults, build the Sentry bridge, and let the SDK build providers and exporters."""
+    global _configured
+    with _configure_lock:
+        if _configured:
+            logger.warning("otel_sentry: already configured; ignoring a second configure()")
+            return get_runtime()
+        _configured = True
+        apply_environment_defaults()
+        if os.environ.get("OTEL_CONFIG_FILE"):
+            logger.warning(
+                "otel_sentry: OTEL_CONFIG_FILE is set but otel_sentry builds the pipeline from environment "
+                "variables; the file is ignored"
+            )
+        exporters = validate_exporter_names()
+        runtime: Optional[Runtime] = None
+        if "sentry" in exporters["traces"]:
+            runtime = ensure_runtime(**overrides)
+        else:
+            load_settings(**overrides)  # still validate and report bad values once
+            logger.info("otel_sentry: 'sentry' is not in OTEL_TRACES_EXPORTER; no Sentry events are sent")
+
+        from opentelemetry.sdk._configuration import _initialize_components
+
+        from ._exporter import SentrySpanExporter
+
+        _initialize_components(
+            auto_instrumentation_version=auto_instrumentation_version,
+            exporter_args_map={SentrySpanExporter: {"runtime": runtime}} if runtime else None,
+        )
+        return runtime

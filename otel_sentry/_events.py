@@ -1,0 +1,191 @@
+"""Sentry error events from live exceptions and request facts.
+
+Frames come from sentry-sdk's own ``event_from_exception`` while the traceback is alive (Starlette
+clears ``__traceback__`` once a handler returns), so they match what sentry-sdk itself would send.
+Everything else in the event (tags, contexts, request, trace) is derived from the request facts, the
+same facts the server span carries as attributes.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Optional
+
+from opentelemetry.trace import SpanContext
+
+from ._event_common import EventDefaults, runtime_contexts
+from ._redact import REDACTED, is_sensitive_name, sanitize_headers, sanitize_query
+
+MAX_TAG_VALUE = 200
+MAX_MESSAGE = 8192
+
+
+@dataclass(frozen=True)
+class FrameOptions:
+    """The subset of sentry-sdk client options that shape frames."""
+
+    include_local_variables: bool = True
+    include_source_context: bool = True
+    in_app_include: tuple[str, ...] = ()
+    in_app_exclude: tuple[str, ...] = ()
+    max_value_length: Optional[int] = None
+
+    def client_options(self) -> dict[str, Any]:
+        return {
+            "include_local_variables": self.include_local_variables,
+            "include_source_context": self.include_source_context,
+            "max_value_length": self.max_value_length,
+            "add_full_stack": False,
+        }
+
+
+def exception_values(
+    exc: BaseException,
+    tb: Optional[TracebackType],
+    *,
+    handled: bool,
+    mechanism_type: str,
+    options: FrameOptions,
+) -> list[dict[str, Any]]:
+    """The ``exception.values`` list for exc and its __cause__/__context__ chain, innermost first."""
+    from sentry_sdk.utils import event_from_exception, handle_in_app
+
+    event, _hint = event_from_exception(
+        (type(exc), exc, tb),
+        client_options=options.client_options(),
+        mechanism={"type": mechanism_type, "handled": handled},
+    )
+    handle_in_app(event, list(options.in_app_exclude), list(options.in_app_include), None)
+    values: list[dict[str, Any]] = event["exception"]["values"]
+    for value in values:
+        for frame in value.get("stacktrace", {}).get("frames", ()):
+            frame_vars = frame.get("vars")
+            if isinstance(frame_vars, dict):
+                frame["vars"] = {k: (REDACTED if is_sensitive_name(str(k)) else v) for k, v in frame_vars.items()}
+        if isinstance(value.get("value"), str) and len(value["value"]) > MAX_MESSAGE:
+            value["value"] = value["value"][: MAX_MESSAGE - 3] + "..."
+    return values
+
+
+@dataclass
+class RequestFacts:
+    """What the server knows about one HTTP request; mirrors the server span's attributes."""
+
+    method: str
+    path: str
+    url: str
+    query_string: str = ""
+    route: Optional[str] = None
+    headers: dict[str, str] = field(default_factory=dict)
+    client_address: Optional[str] = None
+    status_code: Optional[int] = None
+    started: float = field(default_factory=time.time)
+
+    @classmethod
+    def from_scope(cls, scope: dict[str, Any]) -> RequestFacts:
+        raw_headers = scope.get("headers") or ()
+        headers = sanitize_headers(
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw_headers
+        )
+        scheme = scope.get("scheme", "http")
+        host = headers.get("host")
+        if not host and scope.get("server"):
+            server_host, port = scope["server"][0], scope["server"][1]
+            host = f"{server_host}:{port}" if port not in (None, 80, 443) else str(server_host)
+        path = scope.get("root_path", "") + scope.get("path", "")
+        query = scope.get("query_string", b"")
+        query_string = sanitize_query(query.decode("latin-1") if isinstance(query, bytes) else str(query))
+        client = scope.get("client")
+        return cls(
+            method=str(scope.get("method", "GET")),
+            path=path,
+            url=urllib.parse.urlunsplit((scheme, host or "", path, "", "")),
+            query_string=query_string,
+            headers=headers,
+            client_address=str(client[0]) if client else None,
+        )
+
+    def update_route(self, scope: dict[str, Any]) -> None:
+        """Read the route template the router left in the scope (FastAPI and Starlette set it)."""
+        template = getattr(scope.get("route"), "path", None)
+        if isinstance(template, str) and template:
+            self.route = template
+
+
+@dataclass
+class CapturedError:
+    """One exception seen live, with its frames already extracted."""
+
+    exception: BaseException
+    values: list[dict[str, Any]]
+    handled: bool
+    level: str = "error"
+    status_code: Optional[int] = None
+    span_context: Optional[SpanContext] = None
+    timestamp: float = field(default_factory=time.time)
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    tags: dict[str, str] = field(default_factory=dict)
+    contexts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _tag(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= MAX_TAG_VALUE else text[: MAX_TAG_VALUE - 3] + "..."
+
+
+def _trace_context(span_context: Optional[SpanContext], status: str) -> dict[str, Any]:
+    if span_context is not None and span_context.is_valid:
+        trace_id, span_id = f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"
+    else:
+        trace_id, span_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    return {"trace_id": trace_id, "span_id": span_id, "op": "http.server", "status": status}
+
+
+def error_event(
+    error: CapturedError,
+    request: Optional[RequestFacts],
+    defaults: EventDefaults,
+    *,
+    send_default_pii: bool = False,
+) -> dict[str, Any]:
+    """Assemble the Sentry error event for one captured exception."""
+    outer = error.values[-1] if error.values else {}
+    status_code = error.status_code if error.status_code is not None else (request.status_code if request else None)
+    tags: dict[str, str] = {"exception_type": _tag(outer.get("type", type(error.exception).__name__))}
+    contexts: dict[str, dict[str, Any]] = runtime_contexts()
+    contexts["trace"] = _trace_context(error.span_context, "internal_error" if not error.handled else "unknown_error")
+    event: dict[str, Any] = {
+        "event_id": error.event_id,
+        "timestamp": error.timestamp,
+        "level": error.level,
+        "logger": "otel_sentry",
+        "exception": {"values": error.values},
+        "contexts": contexts,
+    }
+    if request is not None:
+        name = request.route or request.path
+        event["transaction"] = name
+        event["transaction_info"] = {"source": "route" if request.route else "url"}
+        tags.update(endpoint=_tag(name), method=request.method)
+        http: dict[str, Any] = {"method": request.method, "url": request.url, "headers": request.headers}
+        if request.query_string:
+            http["query_string"] = request.query_string
+        if send_default_pii and request.client_address:
+            http["env"] = {"REMOTE_ADDR": request.client_address}
+        event["request"] = http
+        response: dict[str, Any] = {"duration_ms": round((error.timestamp - request.started) * 1000, 3)}
+        if status_code is not None:
+            response["status_code"] = status_code
+        contexts["response"] = response
+    if status_code is not None:
+        tags["http_status"] = str(status_code)
+    if defaults.service_name:
+        tags["service.name"] = _tag(defaults.service_name)
+    tags.update({k: _tag(v) for k, v in error.tags.items()})
+    event["tags"] = tags
+    contexts.update(error.contexts)
+    return defaults.apply(event)

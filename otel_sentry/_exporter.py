@@ -1,0 +1,119 @@
+"""The ``sentry`` traces exporter: sampled traces become Sentry transactions.
+
+Registered in ``opentelemetry_traces_exporter``, so ``OTEL_TRACES_EXPORTER=otlp,sentry`` puts it
+side by side with any other exporter behind the SDK's own BatchSpanProcessor. Children end before
+their local root, possibly in an earlier batch, so they wait here (bounded) until the root arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Optional
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from ._runtime import Runtime, get_runtime
+from ._transport import TRANSACTION
+
+logger = logging.getLogger("otel_sentry")
+
+
+def is_local_root(span: ReadableSpan) -> bool:
+    return span.parent is None or span.parent.is_remote
+
+
+class SentrySpanExporter(SpanExporter):
+    """Maps finished local-root spans and their children to Sentry transactions."""
+
+    def __init__(
+        self,
+        runtime: Optional[Runtime] = None,
+        *,
+        max_traces: int = 1000,
+        max_spans_per_trace: int = 1000,
+        max_wait_seconds: float = 120.0,
+    ) -> None:
+        if runtime is None:
+            # Created by a configurator other than ours (e.g. the stock one): build the bridge from
+            # the environment so errors are still captured.
+            from ._configure import ensure_runtime
+
+            runtime = ensure_runtime()
+        self._runtime = runtime
+        self._max_traces = max_traces
+        self._max_spans = max_spans_per_trace
+        self._max_wait = max_wait_seconds
+        self._pending: OrderedDict[int, tuple[float, list[ReadableSpan]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.evicted_spans = 0
+
+    @property
+    def runtime(self) -> Optional[Runtime]:
+        return self._runtime or get_runtime()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        runtime = self.runtime
+        if runtime is None or not runtime.settings.transactions:
+            return SpanExportResult.SUCCESS
+        try:
+            roots: list[ReadableSpan] = []
+            with self._lock:
+                now = time.monotonic()
+                for span in spans:
+                    if is_local_root(span):
+                        roots.append(span)
+                    else:
+                        self._hold(span, now)
+                self._evict(now)
+                batches = [(root, self._take_children(root)) for root in roots]
+            for root, children in batches:
+                self._send(runtime, root, children)
+        except Exception:
+            runtime.internal_error("exporting spans to Sentry")
+        return SpanExportResult.SUCCESS
+
+    def _hold(self, span: ReadableSpan, now: float) -> None:
+        trace_id = span.context.trace_id
+        entry = self._pending.get(trace_id)
+        if entry is None:
+            entry = (now, [])
+            self._pending[trace_id] = entry
+        if len(entry[1]) >= self._max_spans:
+            self.evicted_spans += 1
+            runtime = self.runtime
+            if runtime is not None:
+                runtime.counters["span.dropped.trace_full"] += 1
+            return
+        entry[1].append(span)
+
+    def _take_children(self, root: ReadableSpan) -> list[ReadableSpan]:
+        entry = self._pending.pop(root.context.trace_id, None)
+        return entry[1] if entry else []
+
+    def _evict(self, now: float) -> None:
+        while self._pending:
+            trace_id, (held_since, spans) = next(iter(self._pending.items()))
+            if len(self._pending) <= self._max_traces and now - held_since <= self._max_wait:
+                break
+            del self._pending[trace_id]
+            self.evicted_spans += len(spans)
+
+    def _send(self, runtime: Runtime, root: ReadableSpan, children: list[ReadableSpan]) -> None:
+        from ._transactions import transaction_event
+
+        event = transaction_event(root, children, runtime.defaults)
+        runtime.submit(event, TRANSACTION)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        runtime = self.runtime
+        return runtime.flush(timeout_millis / 1000) if runtime is not None else True
+
+    def shutdown(self) -> None:
+        runtime = self.runtime
+        if runtime is not None:
+            runtime.shutdown()

@@ -1,0 +1,180 @@
+"""The process-wide Sentry bridge: settings, event defaults and delivery, built once by configure()."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Optional
+
+from ._event_common import EventDefaults
+from ._events import CapturedError, FrameOptions, RequestFacts, error_event
+from ._settings import Settings
+from ._transport import ERROR, TRANSACTION, HttpDestination, InboxDestination, Transport
+
+if TYPE_CHECKING:
+    from ._capture import RequestCapture
+
+logger = logging.getLogger("otel_sentry")
+
+_runtime: Optional[Runtime] = None
+_lock = threading.Lock()
+# Tests flip this so that an internal error fails the test instead of being logged once.
+raise_internal_errors = False
+
+
+def get_runtime() -> Optional[Runtime]:
+    return _runtime
+
+
+def set_runtime(runtime: Optional[Runtime]) -> Optional[Runtime]:
+    """Install runtime as the process-wide bridge; returns the one it replaced (already shut down)."""
+    global _runtime
+    with _lock:
+        previous, _runtime = _runtime, runtime
+    if previous is not None and previous is not runtime:
+        previous.shutdown()
+    return previous
+
+
+def _json_safe(event: dict[str, Any]) -> dict[str, Any]:
+    from sentry_sdk.serializer import serialize
+
+    return serialize(event)
+
+
+class Runtime:
+    """Turns captured errors and finished traces into envelopes and hands them to the transports."""
+
+    def __init__(self, settings: Settings, transports: Optional[list[Transport]] = None) -> None:
+        self.settings = settings
+        self.frame_options = FrameOptions(
+            include_local_variables=settings.include_local_variables,
+            include_source_context=settings.include_source_context,
+            in_app_include=settings.in_app_include,
+            in_app_exclude=settings.in_app_exclude,
+        )
+        self.defaults = EventDefaults(
+            release=settings.release,
+            environment=settings.environment,
+            server_name=settings.resolved_server_name,
+            service_name=settings.service_name,
+        )
+        self.transports = transports if transports is not None else build_transports(settings)
+        self.public_key: Optional[str] = None
+        if settings.dsn:
+            from sentry_sdk.utils import Dsn
+
+            self.public_key = Dsn(settings.dsn).public_key
+        self.counters: Counter[str] = Counter()
+        self._reported: set[str] = set()
+        self._closed = False
+        atexit.register(self.shutdown)
+
+    # -- events -------------------------------------------------------------------------------
+    def emit(self, error: CapturedError, request: Optional[RequestFacts]) -> None:
+        try:
+            event = error_event(error, request, self.defaults, send_default_pii=self.settings.send_default_pii)
+            self.submit(event, ERROR)
+        except Exception:
+            self.internal_error("building an error event")
+
+    def emit_request(self, request: RequestCapture) -> None:
+        request.facts.update_route(request.scope)
+        for error in request.errors:
+            self.emit(error, request.facts)
+
+    def submit(self, event: dict[str, Any], category: str) -> None:
+        """Serialize one event into an envelope and queue it on every destination."""
+        from sentry_sdk.envelope import Envelope
+
+        event = _json_safe(event)
+        trace_context = event.get("contexts", {}).get("trace", {})
+        headers: dict[str, Any] = {
+            "event_id": event["event_id"],
+            "sent_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "sdk": {"name": event["sdk"]["name"], "version": event["sdk"]["version"]},
+        }
+        if self.settings.dsn:
+            headers["dsn"] = self.settings.dsn
+        if trace_context.get("trace_id"):
+            headers["trace"] = self.dynamic_sampling_context(trace_context["trace_id"], event.get("transaction"))
+        envelope = Envelope(headers=headers)
+        if category == TRANSACTION:
+            envelope.add_transaction(event)
+        else:
+            envelope.add_event(event)
+        body = envelope.serialize()
+        self.counters[f"{category}.produced"] += 1
+        for transport in self.transports:
+            transport.submit(body, category)
+        if self.settings.debug:
+            logger.debug("otel_sentry: queued %s %s (%d bytes)", category, event["event_id"], len(body))
+
+    def dynamic_sampling_context(self, trace_id: str, transaction: Optional[str]) -> dict[str, str]:
+        dsc = {"trace_id": trace_id}
+        if self.public_key:
+            dsc["public_key"] = self.public_key
+        if self.defaults.release:
+            dsc["release"] = self.defaults.release
+        if self.defaults.environment:
+            dsc["environment"] = self.defaults.environment
+        if transaction:
+            dsc["transaction"] = transaction
+        return dsc
+
+    def new_event_id(self) -> str:
+        return uuid.uuid4().hex
+
+    # -- faults and lifecycle ------------------------------------------------------------------
+    def internal_error(self, what: str) -> None:
+        """A bug of ours: log it once per kind with its traceback, count it, never raise into the app."""
+        self.counters["internal_error"] += 1
+        if raise_internal_errors:
+            raise
+        if what not in self._reported:
+            self._reported.add(what)
+            logger.exception("otel_sentry: internal error while %s (further ones are counted, not logged)", what)
+
+    def dropped(self) -> Counter[tuple[str, str]]:
+        total: Counter[tuple[str, str]] = Counter()
+        for transport in self.transports:
+            total.update(transport.dropped)
+        return total
+
+    def flush(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        return all(t.flush(max(0.0, deadline - time.monotonic())) for t in self.transports)
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        for transport in self.transports:
+            transport.shutdown(max(0.0, deadline - time.monotonic()))
+        dropped = self.dropped()
+        if dropped:
+            summary = ", ".join(f"{n} {cat} ({reason})" for (reason, cat), n in sorted(dropped.items()))
+            logger.warning("otel_sentry: dropped %s", summary)
+
+
+def build_transports(settings: Settings) -> list[Transport]:
+    """One transport per destination: the DSN, else the local inbox; plus Spotlight when set."""
+    from ._inbox import Inbox
+
+    limits = {"max_events": settings.queue_max_events, "max_bytes": settings.queue_max_bytes}
+    transports: list[Transport] = []
+    if settings.dsn:
+        transports.append(Transport(HttpDestination.for_dsn(settings.dsn, timeout=settings.request_timeout), **limits))
+    else:
+        inbox = Inbox(settings.resolved_inbox_dir, max_envelopes=settings.inbox_max_envelopes)
+        transports.append(Transport(InboxDestination(inbox), **limits))
+    if settings.spotlight:
+        spotlight = HttpDestination(settings.spotlight, name="spotlight", auth_header=None, timeout=settings.request_timeout)
+        transports.append(Transport(spotlight, **limits))
+    return transports

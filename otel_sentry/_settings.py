@@ -1,0 +1,321 @@
+"""Every setting of otel_sentry, declared once.
+
+The table below feeds the loader, the warnings a bad value produces, and the generated reference in
+docs/configuration.md. Standard names (SENTRY_*, OTEL_*) come first; the project's own use the
+``OTEL_SENTRY_`` prefix. A bad value never raises into the host app: it produces one warning line
+naming the variable, the value (secrets masked), what is accepted and what is used instead, unless
+strict mode asks for a startup error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import socket
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from ._redact import mask_url_secrets
+
+logger = logging.getLogger("otel_sentry")
+
+DEFAULT_SPOTLIGHT_URL = "http://localhost:8969/stream"
+PREFIX = "OTEL_SENTRY_"
+
+
+class ConfigurationError(ValueError):
+    """Raised at startup, in strict mode only, listing every invalid setting."""
+
+
+Parser = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the settings table."""
+
+    name: str
+    env: tuple[str, ...]
+    parse: Parser
+    default: Any
+    accepted: str
+    doc: str
+    secret: bool = False
+    default_doc: str | None = None
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)
+
+
+def _parse_optional_str(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _parse_dsn(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    from sentry_sdk.utils import Dsn
+
+    try:
+        dsn = Dsn(value)
+    except Exception as exc:
+        raise ValueError(str(exc)) from None
+    if dsn.scheme not in ("http", "https") or not dsn.public_key or not dsn.host:
+        raise ValueError(raw)
+    return value
+
+
+def _parse_spotlight(raw: str) -> str | None:
+    value = raw.strip()
+    try:
+        return DEFAULT_SPOTLIGHT_URL if _parse_bool(value) else None
+    except ValueError:
+        pass
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme in ("http", "https") and parsed.hostname:
+        return value
+    raise ValueError(raw)
+
+
+def _parse_status_codes(raw: str) -> frozenset[int]:
+    """Parse "500-599" or "500,502-504" into a set of HTTP status codes."""
+    codes: set[int] = set()
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        start, end = int(low), int(high or low)
+        if not (100 <= start <= end <= 599):
+            raise ValueError(raw)
+        codes.update(range(start, end + 1))
+    return frozenset(codes)
+
+
+def _parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(raw)
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(raw)
+    return value
+
+
+def _default_inbox_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "otel-sentry" / "inbox"
+
+
+def _parse_path(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError(raw)
+    return Path(raw.strip()).expanduser()
+
+
+BOOL = "true or false (also 1/0, yes/no, on/off)"
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("dsn", ("SENTRY_DSN",), _parse_dsn, None, "a Sentry DSN: https://<key>@<host>/<project_id>",
+            "Where error events and transactions go. Unset: the local inbox (see OTEL_SENTRY_INBOX_DIR).",
+            secret=True, default_doc="unset (local inbox)"),
+    Setting("environment", ("SENTRY_ENVIRONMENT",), _parse_optional_str, "production", "any text",
+            "Sentry environment. Falls back to deployment.environment(.name) in OTEL_RESOURCE_ATTRIBUTES."),
+    Setting("release", ("SENTRY_RELEASE",), _parse_optional_str, None, "any text",
+            "Sentry release. Falls back to service.version in OTEL_RESOURCE_ATTRIBUTES."),
+    Setting("spotlight", ("SENTRY_SPOTLIGHT",), _parse_spotlight, None, f"{BOOL}, or the sidecar URL",
+            f"Also send every envelope to a Spotlight sidecar (true means {DEFAULT_SPOTLIGHT_URL}).",
+            default_doc="off"),
+    Setting("debug", ("SENTRY_DEBUG", "OTEL_SENTRY_DEBUG"), _parse_bool, False, BOOL,
+            "Log what otel_sentry captures and sends (logger 'otel_sentry' at DEBUG)."),
+    Setting("service_name", ("OTEL_SERVICE_NAME",), _parse_optional_str, None, "any text",
+            "OpenTelemetry service name; tags events as service.name. Falls back to service.name in "
+            "OTEL_RESOURCE_ATTRIBUTES."),
+    Setting("server_name", ("OTEL_SENTRY_SERVER_NAME",), _parse_optional_str, None, "any text",
+            "The server_name of events.", default_doc="the host name"),
+    Setting("failed_status_codes", ("OTEL_SENTRY_FAILED_STATUS_CODES",), _parse_status_codes,
+            frozenset(range(500, 600)), "HTTP status codes and ranges, e.g. 500-599 or 500,502-504",
+            "Responses with these statuses turn the exception behind them (an HTTPException or one an "
+            "exception handler turned into a response) into an issue.", default_doc="500-599"),
+    Setting("send_default_pii", ("OTEL_SENTRY_SEND_DEFAULT_PII",), _parse_bool, False, BOOL,
+            "As sentry-sdk's send_default_pii: when off, no client IP address and no raw e-mail leave "
+            "the process."),
+    Setting("include_local_variables", ("OTEL_SENTRY_INCLUDE_LOCAL_VARIABLES",), _parse_bool, True, BOOL,
+            "Attach frame local variables to stack frames (sensitive names are scrubbed)."),
+    Setting("include_source_context", ("OTEL_SENTRY_INCLUDE_SOURCE_CONTEXT",), _parse_bool, True, BOOL,
+            "Attach source lines around each frame."),
+    Setting("in_app_include", ("OTEL_SENTRY_IN_APP_INCLUDE",), _parse_list, (), "comma-separated module prefixes",
+            "Modules whose frames are in_app, as sentry-sdk's in_app_include."),
+    Setting("in_app_exclude", ("OTEL_SENTRY_IN_APP_EXCLUDE",), _parse_list, (), "comma-separated module prefixes",
+            "Modules whose frames are not in_app, as sentry-sdk's in_app_exclude."),
+    Setting("transactions", ("OTEL_SENTRY_TRANSACTIONS",), _parse_bool, True, BOOL,
+            "Send sampled traces to Sentry as transactions (errors are sent either way)."),
+    Setting("adopt_sentry_sdk", ("OTEL_SENTRY_ADOPT_SENTRY_SDK",), _parse_bool, True, BOOL,
+            "When the app also calls sentry_sdk.init(), route its error events through otel_sentry (one "
+            "exception, one event) and drop its transactions (no second set)."),
+    Setting("inbox_dir", ("OTEL_SENTRY_INBOX_DIR",), _parse_path, None, "a directory path",
+            "Local inbox used when no DSN is set; list it with `otel-sentry inbox`.",
+            default_doc="$XDG_DATA_HOME/otel-sentry/inbox (~/.local/share/otel-sentry/inbox)"),
+    Setting("inbox_max_envelopes", ("OTEL_SENTRY_INBOX_MAX_ENVELOPES",), _positive_int, 10_000,
+            "a positive integer", "The inbox keeps at most this many envelopes, dropping the oldest."),
+    Setting("queue_max_events", ("OTEL_SENTRY_QUEUE_MAX_EVENTS",), _positive_int, 1000, "a positive integer",
+            "Bound of each delivery queue (errors and transactions are queued separately)."),
+    Setting("queue_max_bytes", ("OTEL_SENTRY_QUEUE_MAX_BYTES",), _positive_int, 32 * 1024 * 1024,
+            "a positive integer (bytes)", "Memory bound of each delivery queue.", default_doc="33554432 (32 MiB)"),
+    Setting("shutdown_timeout", ("OTEL_SENTRY_SHUTDOWN_TIMEOUT",), _positive_float, 2.0, "seconds > 0",
+            "How long shutdown waits to deliver what is queued; the rest is counted as dropped."),
+    Setting("request_timeout", ("OTEL_SENTRY_REQUEST_TIMEOUT",), _positive_float, 5.0, "seconds > 0",
+            "Timeout of one HTTP request to Sentry or Spotlight."),
+    Setting("strict", ("OTEL_SENTRY_STRICT",), _parse_bool, False, BOOL,
+            "Raise at startup on an invalid setting instead of warning and falling back."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Parsed settings; build with :func:`load_settings`."""
+
+    dsn: Optional[str] = None
+    environment: Optional[str] = "production"
+    release: Optional[str] = None
+    spotlight: Optional[str] = None
+    debug: bool = False
+    service_name: Optional[str] = None
+    server_name: Optional[str] = None
+    failed_status_codes: frozenset[int] = frozenset(range(500, 600))
+    send_default_pii: bool = False
+    include_local_variables: bool = True
+    include_source_context: bool = True
+    in_app_include: tuple[str, ...] = ()
+    in_app_exclude: tuple[str, ...] = ()
+    transactions: bool = True
+    adopt_sentry_sdk: bool = True
+    inbox_dir: Optional[Path] = None
+    inbox_max_envelopes: int = 10_000
+    queue_max_events: int = 1000
+    queue_max_bytes: int = 32 * 1024 * 1024
+    shutdown_timeout: float = 2.0
+    request_timeout: float = 5.0
+    strict: bool = False
+    problems: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def resolved_inbox_dir(self) -> Path:
+        return self.inbox_dir or _default_inbox_dir()
+
+    @property
+    def resolved_server_name(self) -> str:
+        return self.server_name or socket.gethostname()
+
+
+def parse_resource_attributes(raw: str | None) -> dict[str, str]:
+    """Parse OTEL_RESOURCE_ATTRIBUTES (k=v pairs, percent-encoded values) leniently."""
+    attributes: dict[str, str] = {}
+    for pair in (raw or "").split(","):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip():
+            attributes[key.strip()] = urllib.parse.unquote(value.strip())
+    return attributes
+
+
+def _display(setting: Setting, raw: str) -> str:
+    return mask_url_secrets(raw) if setting.secret else raw
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read every setting from the environment; keyword overrides win (they come from configure())."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for setting in SETTINGS:
+        if setting.name in overrides:
+            continue
+        for var in setting.env:
+            raw = env.get(var)
+            if raw is None:
+                continue
+            try:
+                values[setting.name] = setting.parse(raw)
+            except (ValueError, TypeError):
+                used = setting.default_doc or repr(setting.default)
+                problems.append(
+                    f"invalid {var}={_display(setting, raw)!r}: expected {setting.accepted}; using {used}"
+                )
+            break
+    resource = parse_resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES"))
+    if "environment" not in values:
+        fallback = resource.get("deployment.environment.name") or resource.get("deployment.environment")
+        if fallback:
+            values["environment"] = fallback
+    if "release" not in values and resource.get("service.version"):
+        values["release"] = resource["service.version"]
+    if "service_name" not in values and resource.get("service.name"):
+        values["service_name"] = resource["service.name"]
+    values.update(overrides)
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TypeError(f"unknown otel_sentry settings: {', '.join(unknown)}")
+    settings = Settings(**values, problems=tuple(problems))
+    if settings.strict and problems:
+        raise ConfigurationError("otel_sentry: " + "; ".join(problems))
+    for problem in problems:
+        logger.warning("otel_sentry: %s", problem)
+    return settings
+
+
+def settings_reference_markdown() -> str:
+    """The docs/configuration.md reference, generated from the table."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `otel_sentry/_settings.py` by `otel-sentry settings --markdown`; do not edit by hand.",
+        "",
+        "Every setting is an environment variable (`configure(...)` takes the same names as keyword "
+        "arguments). An invalid value logs one warning line and falls back to the default; with "
+        "`OTEL_SENTRY_STRICT=true` it raises at startup instead.",
+        "",
+        "| Variable | Default | Accepted | What it does |",
+        "| --- | --- | --- | --- |",
+    ]
+    for setting in SETTINGS:
+        default = setting.default_doc or ("unset" if setting.default in (None, ()) else str(setting.default))
+        if isinstance(setting.default, bool):
+            default = str(setting.default).lower()
+        names = " / ".join(f"`{name}`" for name in setting.env)
+        lines.append(f"| {names} | {default} | {setting.accepted} | {setting.doc} |")
+    lines += [
+        "",
+        "## Standard OpenTelemetry variables the distro sets defaults for",
+        "",
+        "| Variable | Default under otel_sentry |",
+        "| --- | --- |",
+        "| `OTEL_TRACES_EXPORTER` | `sentry`, or `otlp,sentry` when an `OTEL_EXPORTER_OTLP_*ENDPOINT` is set |",
+        "| `OTEL_METRICS_EXPORTER`, `OTEL_LOGS_EXPORTER` | `none`, or `otlp` when an OTLP endpoint is set |",
+        "| `OTEL_EXPORTER_OTLP_PROTOCOL` | `http/protobuf` |",
+        "",
+        "`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*`, `OTEL_EXPORTER_OTLP_*` and the "
+        "`OTEL_INSTRUMENTATION_*` variables keep their standard meaning.",
+        "",
+    ]
+    return "\n".join(lines)
