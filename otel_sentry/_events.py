@@ -8,6 +8,7 @@ same facts the server span carries as attributes.
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.parse
 import uuid
@@ -18,7 +19,7 @@ from typing import Any, Optional
 from opentelemetry.trace import SpanContext
 
 from ._event_common import EventDefaults, runtime_contexts
-from ._redact import REDACTED, is_sensitive_name, sanitize_headers, sanitize_query
+from ._redact import sanitize_headers, sanitize_query, scrub_data, scrub_text
 
 MAX_TAG_VALUE = 200
 MAX_MESSAGE = 8192
@@ -33,6 +34,8 @@ class FrameOptions:
     in_app_include: tuple[str, ...] = ()
     in_app_exclude: tuple[str, ...] = ()
     max_value_length: Optional[int] = None
+    # As sentry-sdk: frames under the working directory (and not in site-packages) are in_app.
+    project_root: Optional[str] = field(default_factory=os.getcwd)
 
     def client_options(self) -> dict[str, Any]:
         return {
@@ -59,15 +62,15 @@ def exception_values(
         client_options=options.client_options(),
         mechanism={"type": mechanism_type, "handled": handled},
     )
-    handle_in_app(event, list(options.in_app_exclude), list(options.in_app_include), None)
+    handle_in_app(event, list(options.in_app_exclude), list(options.in_app_include), options.project_root)
     values: list[dict[str, Any]] = event["exception"]["values"]
     for value in values:
         for frame in value.get("stacktrace", {}).get("frames", ()):
-            frame_vars = frame.get("vars")
-            if isinstance(frame_vars, dict):
-                frame["vars"] = {k: (REDACTED if is_sensitive_name(str(k)) else v) for k, v in frame_vars.items()}
-        if isinstance(value.get("value"), str) and len(value["value"]) > MAX_MESSAGE:
-            value["value"] = value["value"][: MAX_MESSAGE - 3] + "..."
+            if "vars" in frame:
+                frame["vars"] = scrub_data(frame["vars"])
+        if isinstance(value.get("value"), str):
+            text = scrub_text(value["value"])
+            value["value"] = text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
     return values
 
 
@@ -154,10 +157,14 @@ def error_event(
 ) -> dict[str, Any]:
     """Assemble the Sentry error event for one captured exception."""
     outer = error.values[-1] if error.values else {}
-    status_code = error.status_code if error.status_code is not None else (request.status_code if request else None)
+    status_code = (
+        error.status_code if error.status_code is not None else (request.status_code if request else None)
+    )
     tags: dict[str, str] = {"exception_type": _tag(outer.get("type", type(error.exception).__name__))}
     contexts: dict[str, dict[str, Any]] = runtime_contexts()
-    contexts["trace"] = _trace_context(error.span_context, "internal_error" if not error.handled else "unknown_error")
+    contexts["trace"] = _trace_context(
+        error.span_context, "internal_error" if not error.handled else "unknown_error"
+    )
     event: dict[str, Any] = {
         "event_id": error.event_id,
         "timestamp": error.timestamp,

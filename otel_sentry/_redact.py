@@ -92,3 +92,28 @@ def scrub_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
 def hash_credential(credential: str) -> str:
     """The seeds' API key hash: sha256 of the credential, first 16 hex chars."""
     return hashlib.sha256(credential.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+_CREDENTIAL_IN_TEXT = re.compile(r"(?i)\b(bearer|basic|token)(\s+|=)[A-Za-z0-9._~+/=-]{8,}")
+
+
+def scrub_text(text: str) -> str:
+    """Replace credentials that appear inside free text (headers repr'd in locals, messages)."""
+    if "@" in text or ":" in text:
+        text = mask_url_secrets(text)
+    return _CREDENTIAL_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+
+
+def scrub_data(value: Any, depth: int = 0) -> Any:
+    """Recursively scrub serialized data: values under sensitive keys, credentials inside strings."""
+    if depth > 20:
+        return value
+    if isinstance(value, dict):
+        return {
+            k: (REDACTED if is_sensitive_name(str(k)) else scrub_data(v, depth + 1)) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [scrub_data(v, depth + 1) for v in value]
+    if isinstance(value, str):
+        return scrub_text(value)
+    return value

@@ -78,7 +78,9 @@ class Runtime:
     # -- events -------------------------------------------------------------------------------
     def emit(self, error: CapturedError, request: Optional[RequestFacts]) -> None:
         try:
-            event = error_event(error, request, self.defaults, send_default_pii=self.settings.send_default_pii)
+            event = error_event(
+                error, request, self.defaults, send_default_pii=self.settings.send_default_pii
+            )
             self.submit(event, ERROR)
         except Exception:
             self.internal_error("building an error event")
@@ -102,12 +104,14 @@ class Runtime:
         if self.settings.dsn:
             headers["dsn"] = self.settings.dsn
         if trace_context.get("trace_id"):
-            headers["trace"] = self.dynamic_sampling_context(trace_context["trace_id"], event.get("transaction"))
+            headers["trace"] = self.dynamic_sampling_context(
+                trace_context["trace_id"], event.get("transaction")
+            )
         envelope = Envelope(headers=headers)
         if category == TRANSACTION:
-            envelope.add_transaction(event)
+            envelope.add_transaction(event)  # type: ignore[arg-type]
         else:
-            envelope.add_event(event)
+            envelope.add_event(event)  # type: ignore[arg-type]
         body = envelope.serialize()
         self.counters[f"{category}.produced"] += 1
         for transport in self.transports:
@@ -138,7 +142,9 @@ class Runtime:
             raise
         if what not in self._reported:
             self._reported.add(what)
-            logger.exception("otel_sentry: internal error while %s (further ones are counted, not logged)", what)
+            logger.exception(
+                "otel_sentry: internal error while %s (further ones are counted, not logged)", what
+            )
 
     def dropped(self) -> Counter[tuple[str, str]]:
         total: Counter[tuple[str, str]] = Counter()
@@ -167,14 +173,18 @@ def build_transports(settings: Settings) -> list[Transport]:
     """One transport per destination: the DSN, else the local inbox; plus Spotlight when set."""
     from ._inbox import Inbox
 
-    limits = {"max_events": settings.queue_max_events, "max_bytes": settings.queue_max_bytes}
+    limits: dict[str, Any] = {"max_events": settings.queue_max_events, "max_bytes": settings.queue_max_bytes}
     transports: list[Transport] = []
     if settings.dsn:
-        transports.append(Transport(HttpDestination.for_dsn(settings.dsn, timeout=settings.request_timeout), **limits))
+        transports.append(
+            Transport(HttpDestination.for_dsn(settings.dsn, timeout=settings.request_timeout), **limits)
+        )
     else:
         inbox = Inbox(settings.resolved_inbox_dir, max_envelopes=settings.inbox_max_envelopes)
         transports.append(Transport(InboxDestination(inbox), **limits))
     if settings.spotlight:
-        spotlight = HttpDestination(settings.spotlight, name="spotlight", auth_header=None, timeout=settings.request_timeout)
+        spotlight = HttpDestination(
+            settings.spotlight, name="spotlight", auth_header=None, timeout=settings.request_timeout
+        )
         transports.append(Transport(spotlight, **limits))
     return transports

@@ -63,5 +63,5 @@ def install() -> None:
         return
     from sentry_sdk.scope import add_global_event_processor
 
-    add_global_event_processor(_route_through_otel_sentry)
+    add_global_event_processor(_route_through_otel_sentry)  # type: ignore[arg-type]
     _installed = True

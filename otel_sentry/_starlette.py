@@ -56,8 +56,15 @@ class CaptureMiddleware:
         try:
             await self.app(scope, receive, send_observing_status)
         except Exception as exc:
-            _capture.capture(runtime, exc, exc.__traceback__, handled=False, mechanism="asgi",
-                             status_code=500, request=request)
+            _capture.capture(
+                runtime,
+                exc,
+                exc.__traceback__,
+                handled=False,
+                mechanism="asgi",
+                status_code=500,
+                request=request,
+            )
             raise
         finally:
             _capture.reset_current_request(token)
@@ -74,8 +81,16 @@ def _observe_handled(conn: Any, exc: BaseException, tb: Any, response: Any) -> N
         return
     scope = getattr(conn, "scope", None) or {}
     request = scope.get(_capture.SCOPE_KEY)
-    _capture.capture(runtime, exc, tb, handled=False, mechanism="starlette", status_code=status,
-                     request=request, record_on_span=True)
+    _capture.capture(
+        runtime,
+        exc,
+        tb,
+        handled=False,
+        mechanism="starlette",
+        status_code=status,
+        request=request,
+        record_on_span=True,
+    )
 
 
 def wrap_exception_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -133,7 +148,7 @@ def _patched_build_middleware_stack(original: Callable[[Any], Any]) -> Callable[
         from starlette.middleware.errors import ServerErrorMiddleware
 
         if isinstance(stack, ServerErrorMiddleware) and not isinstance(stack.app, CaptureMiddleware):
-            stack.app = CaptureMiddleware(stack.app)
+            stack.app = CaptureMiddleware(stack.app)  # type: ignore[assignment]
         else:
             stack = CaptureMiddleware(stack)
         return stack
