@@ -55,7 +55,7 @@ def _overlaps(a: BaseException, b: BaseException) -> bool:
 class RequestCapture:
     """Per-request state: request facts and the errors captured while serving it."""
 
-    __slots__ = ("facts", "errors", "scope")
+    __slots__ = ("errors", "facts", "scope")
 
     def __init__(self, scope: dict[str, Any]) -> None:
         self.scope = scope
@@ -109,8 +109,11 @@ def capture(
         error = CapturedError(
             exception=exc,
             values=exception_values(
-                exc, tb if tb is not None else exc.__traceback__,
-                handled=handled, mechanism_type=mechanism, options=runtime.frame_options,
+                exc,
+                tb if tb is not None else exc.__traceback__,
+                handled=handled,
+                mechanism_type=mechanism,
+                options=runtime.frame_options,
             ),
             handled=handled,
             level=level,

@@ -32,7 +32,10 @@ _configure_lock = threading.Lock()
 
 
 def _otlp_endpoint_set(environ: MutableMapping[str, str], signal: str) -> bool:
-    return bool(environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"))
+    return bool(
+        environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
+    )
 
 
 def apply_environment_defaults(environ: Optional[MutableMapping[str, str]] = None) -> None:
@@ -80,7 +83,9 @@ def validate_exporter_names(environ: Optional[MutableMapping[str, str]] = None) 
                 if name == "otlp"
                 else f"installed: {', '.join(sorted(available)) or 'none'}"
             )
-            logger.warning("otel_sentry: invalid %s entry %r: unknown exporter (%s); ignoring it", var, name, hint)
+            logger.warning(
+                "otel_sentry: invalid %s entry %r: unknown exporter (%s); ignoring it", var, name, hint
+            )
         if names != valid:
             env[var] = ",".join(valid) or "none"
         result[signal] = valid
@@ -110,7 +115,9 @@ def _describe(destination: Any) -> str:
     return f"{destination.name} ({url or inbox})"
 
 
-def configure_pipeline(*, auto_instrumentation_version: Optional[str] = None, **overrides: Any) -> Optional[Runtime]:
+def configure_pipeline(
+    *, auto_instrumentation_version: Optional[str] = None, **overrides: Any
+) -> Optional[Runtime]:
     """Set defaults, build the Sentry bridge, and let the SDK build providers and exporters."""
     global _configured
     with _configure_lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -16,10 +17,8 @@ def sdk_info() -> dict[str, Any]:
 
     packages = [{"name": "pypi:otel-sentry", "version": __version__}]
     for dist in ("sentry-sdk", "opentelemetry-sdk"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             packages.append({"name": f"pypi:{dist}", "version": version(dist)})
-        except PackageNotFoundError:
-            pass
     return {"name": "otel_sentry.python", "version": __version__, "packages": packages}
 
 

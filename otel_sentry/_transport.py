@@ -130,7 +130,9 @@ class HttpDestination:
                     "POST", self.url, body=gzip.compress(body, compresslevel=6), headers=self._headers
                 )
         except Exception as exc:
-            raise DeliveryError(f"{self.name}: {type(exc).__name__}: {mask_url_secrets(str(exc))}", retry=True) from None
+            raise DeliveryError(
+                f"{self.name}: {type(exc).__name__}: {mask_url_secrets(str(exc))}", retry=True
+            ) from None
         limits = _rate_limits(response.headers, response.status)
         if response.status == 429:
             raise DeliveryError(f"{self.name}: rate limited (429)", retry=False, status=429, limits=limits)
