@@ -1,0 +1,44 @@
+"""Shared fixtures: loopback Sentry/OTLP receivers, the real Spotlight sidecar, Relay validation."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Iterator
+
+import pytest
+
+# Helpers are imported as ``tests.support.*``; make that work without an editable install too.
+_REPO_ROOT = str(Path(__file__).resolve().parents[1])
+if _REPO_ROOT not in sys.path:
+    sys.path.append(_REPO_ROOT)
+
+from otel_sentry.testing import OtlpReceiver, SentryIngest  # noqa: E402
+from tests.support import relay as relay_support  # noqa: E402
+from tests.support.spotlight import Spotlight  # noqa: E402
+
+
+@pytest.fixture
+def sentry_ingest() -> Iterator[SentryIngest]:
+    with SentryIngest() as ingest:
+        yield ingest
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def spotlight() -> Iterator[Spotlight]:
+    """A fresh sidecar per test (~1 s). Fails, never skips, when `npm ci` has not been run."""
+    with Spotlight() as sidecar:
+        yield sidecar
+
+
+@pytest.fixture
+def relay() -> SimpleNamespace:
+    """``relay.assert_valid(event)`` / ``relay.normalize(event)``: Relay's verdict on a payload."""
+    return SimpleNamespace(assert_valid=relay_support.assert_valid, normalize=relay_support.normalize)

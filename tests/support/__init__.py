@@ -1,0 +1,1 @@
+"""Test-only helpers: Relay validation, app subprocesses, the Spotlight sidecar."""
