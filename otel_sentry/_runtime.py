@@ -96,6 +96,9 @@ class Runtime:
 
         event = _json_safe(event)
         trace_context = event.get("contexts", {}).get("trace", {})
+        # sentry-sdk's convention: a transaction carries its sampling context in the trace context,
+        # and the client moves it to the envelope header, where Sentry's dynamic sampling reads it.
+        carried = trace_context.pop("dynamic_sampling_context", None) or {}
         headers: dict[str, Any] = {
             "event_id": event["event_id"],
             "sent_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
@@ -104,9 +107,15 @@ class Runtime:
         if self.settings.dsn:
             headers["dsn"] = self.settings.dsn
         if trace_context.get("trace_id"):
-            headers["trace"] = self.dynamic_sampling_context(
-                trace_context["trace_id"], event.get("transaction")
+            source = (event.get("transaction_info") or {}).get("source")
+            transaction = (
+                event.get("transaction") if source in ("route", "custom", "component", "view") else None
             )
+            dsc = self.dynamic_sampling_context(trace_context["trace_id"], transaction)
+            dsc.update(
+                {k: str(v) for k, v in carried.items() if k in ("sample_rate", "sampled", "sample_rand")}
+            )
+            headers["trace"] = dsc
         envelope = Envelope(headers=headers)
         if category == TRANSACTION:
             envelope.add_transaction(event)  # type: ignore[arg-type]

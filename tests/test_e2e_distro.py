@@ -25,6 +25,7 @@ ISSUES = {
     ("POST", "/v1/chat/completions"): ("/v1/chat/completions", "HTTPException", ["ConnectionError"], 500),
     ("GET", "/provider-down"): ("/provider-down", "ProviderError", ["ConnectionError"], 503),
     ("GET", "/http-503"): ("/http-503", "HTTPException", [], 503),
+    ("GET", "/nested-span"): ("/nested-span", "RuntimeError", [], 500),
 }
 NOT_ISSUES = {
     ("GET", "/not-found"): 404,
@@ -126,6 +127,17 @@ def test_handled_5xx_exceptions_are_recorded_on_the_otlp_span_too(run: Any) -> N
         assert span["status"]["code"] == 2  # ERROR
         types = [e["attributes"].get("exception.type") for e in span["events"] if e["name"] == "exception"]
         assert types, route
+
+
+def test_an_exception_recorded_on_several_spans_is_one_event(run: Any) -> None:
+    ingest, receiver, _output = run
+    (event,) = [e for e in ingest.events() if e["transaction"] == "/nested-span"]
+    trace_id = event["contexts"]["trace"]["trace_id"]
+    recorded_on = [
+        s["name"] for s in receiver.spans()
+        if s["trace_id"] == trace_id and any(e["name"] == "exception" for e in s["events"])
+    ]
+    assert "charge-card" in recorded_on and len(recorded_on) >= 2
 
 
 def test_4xx_and_validation_errors_are_not_issues(run: Any) -> None:

@@ -100,6 +100,15 @@ async def create_item(item: Item) -> Item:
     return item
 
 
+@app.get("/nested-span")
+async def nested_span() -> None:
+    """The exception is recorded on the child span and again on the server span as it propagates."""
+    from opentelemetry import trace
+
+    with trace.get_tracer("errors_app").start_as_current_span("charge-card"):
+        raise RuntimeError("card processor crashed")
+
+
 @app.get("/sdk-capture")
 async def sdk_capture() -> dict[str, str]:
     """The app hands an exception to sentry_sdk itself, then fails with it."""
