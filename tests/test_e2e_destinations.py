@@ -36,7 +36,9 @@ def test_without_a_dsn_events_go_to_the_local_inbox_and_the_cli_lists_them(tmp_p
     assert issues["ZeroDivisionError"]["count"] == 2  # two requests, one issue
     assert issues["ZeroDivisionError"]["routes"] == ["/unhandled/{item_id}"]
     assert data["events"] == 3 and data["transactions"] >= 4
-    text = subprocess.run([OTEL_SENTRY, "inbox", "--dir", str(inbox)], capture_output=True, text=True, check=True)
+    text = subprocess.run(
+        [OTEL_SENTRY, "inbox", "--dir", str(inbox)], capture_output=True, text=True, check=True
+    )
     assert "ZeroDivisionError" in text.stdout and "/unhandled/{item_id}" in text.stdout
 
 

@@ -69,7 +69,9 @@ def server_spans(receiver: OtlpReceiver) -> list[dict[str, Any]]:
 def run() -> Any:
     """One app run shared by the assertions below (starting an instrumented app costs ~2 s)."""
     with SentryIngest() as ingest, OtlpReceiver() as receiver:
-        with AppProcess("errors_app", cwd=APPS, env=distro_env(ingest, receiver), ready_path="/health") as app:
+        with AppProcess(
+            "errors_app", cwd=APPS, env=distro_env(ingest, receiver), ready_path="/health"
+        ) as app:
             exercise(app)
             assert app.stop() == 0, app.output()
             output = app.output()
@@ -78,7 +80,7 @@ def run() -> Any:
 
 
 def test_every_server_error_becomes_exactly_one_issue(run: Any) -> None:
-    ingest, receiver, output = run
+    ingest, _receiver, output = run
     events = ingest.events()
     by_route = Counter(e["transaction"] for e in events)
     assert by_route == Counter(route for route, *_ in ISSUES.values()), output
@@ -134,7 +136,8 @@ def test_an_exception_recorded_on_several_spans_is_one_event(run: Any) -> None:
     (event,) = [e for e in ingest.events() if e["transaction"] == "/nested-span"]
     trace_id = event["contexts"]["trace"]["trace_id"]
     recorded_on = [
-        s["name"] for s in receiver.spans()
+        s["name"]
+        for s in receiver.spans()
         if s["trace_id"] == trace_id and any(e["name"] == "exception" for e in s["events"])
     ]
     assert "charge-card" in recorded_on and len(recorded_on) >= 2
@@ -191,8 +194,17 @@ def test_an_app_with_its_own_sentry_sdk_init_still_gets_one_event_per_error() ->
         assert apps_own.transactions() == []
 
 
-FRAME_KEYS = ("module", "function", "filename", "abs_path", "lineno", "in_app", "context_line",
-              "pre_context", "post_context")
+FRAME_KEYS = (
+    "module",
+    "function",
+    "filename",
+    "abs_path",
+    "lineno",
+    "in_app",
+    "context_line",
+    "pre_context",
+    "post_context",
+)
 
 
 def _frames(value: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -218,7 +230,8 @@ def test_frames_match_what_sentry_sdk_itself_builds_for_the_same_exception() -> 
         for event in ours.events():
             outer = event["exception"]["values"][-1]
             twins = [
-                e for e in sdk_errors
+                e
+                for e in sdk_errors
                 if e["exception"]["values"][-1]["type"] == outer["type"]
                 and e["exception"]["values"][-1]["value"] == outer["value"]
             ]
@@ -236,7 +249,7 @@ def test_frames_match_what_sentry_sdk_itself_builds_for_the_same_exception() -> 
             for mine, theirs in zip(event["exception"]["values"], theirs_values):
                 mine_frames, their_frames = _frames(mine), _frames(theirs)
                 assert mine_frames, mine["type"]
-                if mine_frames != their_frames[-len(mine_frames):]:
+                if mine_frames != their_frames[-len(mine_frames) :]:
                     mismatches.append((mine["type"], mine_frames, their_frames))
                 their_in_app = [f for f in their_frames if f[5] == "True"]
                 assert [f for f in mine_frames if f[5] == "True"] == their_in_app
@@ -258,11 +271,15 @@ def test_frames_match_what_sentry_sdk_itself_builds_for_the_same_exception() -> 
 )
 def test_fastapi_native_telemetry_gives_the_same_issues_and_exports_once(extra: dict[str, str]) -> None:
     with SentryIngest() as ingest, OtlpReceiver() as receiver:
-        with AppProcess("errors_app", cwd=APPS, env=distro_env(ingest, receiver, **extra), ready_path="/health") as app:
+        with AppProcess(
+            "errors_app", cwd=APPS, env=distro_env(ingest, receiver, **extra), ready_path="/health"
+        ) as app:
             exercise(app)
             assert app.stop() == 0, app.output()
             output = app.output()
-        assert Counter(e["transaction"] for e in ingest.events()) == Counter(r for r, *_ in ISSUES.values()), output
+        assert Counter(e["transaction"] for e in ingest.events()) == Counter(
+            r for r, *_ in ISSUES.values()
+        ), output
         requests = len(ISSUES) + len(NOT_ISSUES) + 1  # + the readiness probe
         assert receiver.wait_for(lambda r: len(server_spans(r)) >= requests, 10), output
         span_ids = [s["span_id"] for s in receiver.spans()]

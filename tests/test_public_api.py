@@ -24,7 +24,11 @@ def test_configure_without_opentelemetry_instrument_captures_errors() -> None:
     script = Path(__file__).parent / "apps" / "programmatic.py"
     with SentryIngest() as ingest:
         result = subprocess.run(
-            [sys.executable, str(script), ingest.dsn()], env=clean_env(), capture_output=True, text=True, timeout=60
+            [sys.executable, str(script), ingest.dsn()],
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert result.returncode == 0, result.stderr
         assert ingest.wait_for(lambda i: len(i.events()) == 1, 10), result.stderr

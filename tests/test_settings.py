@@ -45,7 +45,11 @@ def test_defaults_without_environment() -> None:
         ({"SENTRY_SPOTLIGHT": "true"}, "spotlight", "http://localhost:8969/stream"),
         ({"SENTRY_SPOTLIGHT": "0"}, "spotlight", None),
         ({"SENTRY_SPOTLIGHT": "http://127.0.0.1:9999/stream"}, "spotlight", "http://127.0.0.1:9999/stream"),
-        ({"OTEL_SENTRY_FAILED_STATUS_CODES": "500,502-504"}, "failed_status_codes", frozenset({500, 502, 503, 504})),
+        (
+            {"OTEL_SENTRY_FAILED_STATUS_CODES": "500,502-504"},
+            "failed_status_codes",
+            frozenset({500, 502, 503, 504}),
+        ),
         ({"OTEL_SENTRY_IN_APP_INCLUDE": "gateway, billing"}, "in_app_include", ("gateway", "billing")),
         ({"OTEL_SENTRY_DEBUG": "yes"}, "debug", True),
         ({"OTEL_SENTRY_SHUTDOWN_TIMEOUT": "0.5"}, "shutdown_timeout", 0.5),
@@ -116,6 +120,8 @@ def test_every_project_variable_uses_the_one_prefix() -> None:
 
 
 def test_reference_page_is_generated_from_the_table() -> None:
-    assert DOCS.read_text() == settings_reference_markdown(), "run: otel-sentry settings --markdown > docs/configuration.md"
+    assert DOCS.read_text() == settings_reference_markdown(), (
+        "run: otel-sentry settings --markdown > docs/configuration.md"
+    )
     for setting in SETTINGS:
         assert f"`{setting.env[0]}`" in DOCS.read_text()
