@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import MutableMapping
-from importlib.metadata import entry_points
+from opentelemetry.util._importlib_metadata import entry_points
 from typing import Any, Optional
 
 from ._redact import mask_url_secrets
