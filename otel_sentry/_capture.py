@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import time
 import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional
@@ -55,12 +56,21 @@ def _overlaps(a: BaseException, b: BaseException) -> bool:
 class RequestCapture:
     """Per-request state: request facts and the errors captured while serving it."""
 
-    __slots__ = ("errors", "facts", "scope")
+    __slots__ = ("errors", "scope", "started", "status_code")
 
     def __init__(self, scope: dict[str, Any]) -> None:
         self.scope = scope
-        self.facts = RequestFacts.from_scope(scope)
+        self.started = time.time()
+        self.status_code: Optional[int] = None
         self.errors: list[CapturedError] = []
+
+    def facts(self) -> RequestFacts:
+        """Built only when an error needs them: requests that succeed pay nothing for headers."""
+        facts = RequestFacts.from_scope(self.scope)
+        facts.started = self.started
+        facts.status_code = self.status_code
+        facts.update_route(self.scope)
+        return facts
 
     def already_captured(self, exc: BaseException) -> bool:
         return any(_overlaps(error.exception, exc) for error in self.errors)

@@ -86,9 +86,9 @@ class Runtime:
             self.internal_error("building an error event")
 
     def emit_request(self, request: RequestCapture) -> None:
-        request.facts.update_route(request.scope)
+        facts = request.facts()
         for error in request.errors:
-            self.emit(error, request.facts)
+            self.emit(error, facts)
 
     def submit(self, event: dict[str, Any], category: str) -> None:
         """Serialize one event into an envelope and queue it on every destination."""

@@ -50,7 +50,7 @@ class CaptureMiddleware:
 
         async def send_observing_status(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                request.facts.status_code = message.get("status")
+                request.status_code = message.get("status")
             await send(message)
 
         try:
