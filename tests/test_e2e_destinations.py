@@ -73,3 +73,27 @@ def test_an_unknown_exporter_name_is_dropped_with_a_clear_line_and_the_app_serve
     from otel_sentry._inbox import Inbox
 
     assert [e["transaction"] for e in Inbox(tmp_path / "inbox").events()] == ["/unhandled/{item_id}"]
+
+
+def test_a_hanging_sentry_never_slows_requests_or_blocks_shutdown() -> None:
+    """Delivery is off the request path: a DSN whose server accepts and never answers costs nothing."""
+    import socket
+    import time
+
+    with socket.socket() as hanging:
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(64)
+        port = hanging.getsockname()[1]
+        env = {
+            "SENTRY_DSN": f"http://public@127.0.0.1:{port}/1",
+            "OTEL_SENTRY_REQUEST_TIMEOUT": "30",  # a blocked request would take 30 s
+            "OTEL_SENTRY_SHUTDOWN_TIMEOUT": "1",
+        }
+        with AppProcess("errors_app", cwd=APPS, env=env, ready_path="/health") as app:
+            started = time.monotonic()
+            for n in range(5):
+                assert app.get(f"/unhandled/{n}", headers=CLOSE).status_code == 500
+            assert time.monotonic() - started < 10
+            stopping = time.monotonic()
+            assert app.stop(timeout=20) == 0
+            assert time.monotonic() - stopping < 10, app.output()
