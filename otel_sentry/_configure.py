@@ -12,8 +12,9 @@ import logging
 import os
 import threading
 from collections.abc import MutableMapping
-from opentelemetry.util._importlib_metadata import entry_points
 from typing import Any, Optional
+
+from opentelemetry.util._importlib_metadata import entry_points
 
 from ._redact import mask_url_secrets
 from ._runtime import Runtime, get_runtime, set_runtime
