@@ -9,10 +9,10 @@ emitted at once.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import time
-import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -33,8 +33,10 @@ _MAX_CAPTURES_PER_REQUEST = 20
 _current_request: contextvars.ContextVar[Optional[RequestCapture]] = contextvars.ContextVar(
     "otel_sentry_request", default=None
 )
-# Exceptions captured outside any request; weak so they are not kept alive by us.
-_captured_outside: weakref.WeakSet[BaseException] = weakref.WeakSet()
+# Set on every exception of a captured chain: the traceback seen at capture. Built-in exceptions
+# cannot be weakly referenced, so the mark lives on the exception itself. Comparing tracebacks (not a
+# plain flag) keeps a reused exception instance, raised again later, capturable.
+_MARK = "__otel_sentry_captured_tb__"
 
 
 def exception_chain(exc: BaseException) -> list[BaseException]:
@@ -47,6 +49,48 @@ def exception_chain(exc: BaseException) -> list[BaseException]:
         seen.add(id(current))
         current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
     return chain
+
+
+def _same_raise(outer: Optional[TracebackType], inner: TracebackType) -> bool:
+    """True when inner is the tail of outer's chain because the exception propagated outward.
+
+    Re-raising a reused exception instance also prepends frames to its old traceback; there the
+    frame that joins the two parts is not the caller of the old head frame. (Completed coroutine
+    frames have no f_back; those links count as propagation.)
+    """
+    previous, node, steps = None, outer, 0
+    while node is not None and steps < 1000:
+        if node is inner:
+            if previous is None:
+                return True
+            caller = inner.tb_frame.f_back
+            return caller is None or caller is previous.tb_frame
+        previous, node, steps = node, node.tb_next, steps + 1
+    return False
+
+
+def captured_before(exc: BaseException, tb: Optional[TracebackType]) -> bool:
+    """True when this raise of exc (or of an exception in its chain) was already captured."""
+    for member in exception_chain(exc):
+        try:
+            marked = vars(member).get(_MARK, False)
+        except TypeError:  # no __dict__
+            continue
+        if marked is False:
+            continue
+        current = tb if member is exc and tb is not None else member.__traceback__
+        if marked is None or current is None:
+            return True
+        # The same raise seen further out has more frames prepended, so one chain holds the other.
+        if _same_raise(current, marked) or _same_raise(marked, current):
+            return True
+    return False
+
+
+def _mark_captured(exc: BaseException, tb: Optional[TracebackType]) -> None:
+    for member in exception_chain(exc):
+        with contextlib.suppress(TypeError):
+            vars(member)[_MARK] = tb if member is exc else member.__traceback__
 
 
 def _overlaps(a: BaseException, b: BaseException) -> bool:
@@ -106,11 +150,14 @@ def capture(
     """
     try:
         request = request or _current_request.get()
-        if request is not None:
-            if request.already_captured(exc) or len(request.errors) >= _MAX_CAPTURES_PER_REQUEST:
-                return None
-        elif any(_overlaps(seen, exc) for seen in list(_captured_outside)):
+        tb = tb if tb is not None else exc.__traceback__
+        if captured_before(exc, tb):
             return None
+        if request is not None and (
+            request.already_captured(exc) or len(request.errors) >= _MAX_CAPTURES_PER_REQUEST
+        ):
+            return None
+        _mark_captured(exc, tb)
         span = trace.get_current_span()
         if record_on_span and span.is_recording():
             # Handled exceptions never reach the OTel middleware; record them for every backend.
@@ -120,7 +167,7 @@ def capture(
             exception=exc,
             values=exception_values(
                 exc,
-                tb if tb is not None else exc.__traceback__,
+                tb,
                 handled=handled,
                 mechanism_type=mechanism,
                 options=runtime.frame_options,
@@ -133,7 +180,6 @@ def capture(
         if request is not None:
             request.errors.append(error)
         else:
-            _captured_outside.add(exc)
             runtime.emit(error, None)
         return error.event_id
     except Exception:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 import uuid
@@ -23,8 +24,9 @@ logger = logging.getLogger("otel_sentry")
 
 _runtime: Optional[Runtime] = None
 _lock = threading.Lock()
-# Tests flip this so that an internal error fails the test instead of being logged once.
-raise_internal_errors = False
+# The test suite sets this (in-process via conftest, in app subprocesses via the environment) so that
+# a bug of ours fails the test instead of being logged once and counted, as it is in production.
+raise_internal_errors = os.environ.get("OTEL_SENTRY_RAISE_INTERNAL_ERRORS", "").lower() in ("1", "true")
 
 
 def get_runtime() -> Optional[Runtime]:

@@ -19,6 +19,14 @@ from tests.support import relay as relay_support  # noqa: E402
 from tests.support.spotlight import Spotlight  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _fail_on_internal_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In production an internal error is logged once and counted; under the tests it fails the test."""
+    from otel_sentry import _runtime
+
+    monkeypatch.setattr(_runtime, "raise_internal_errors", True)
+
+
 @pytest.fixture
 def sentry_ingest() -> Iterator[SentryIngest]:
     with SentryIngest() as ingest:
