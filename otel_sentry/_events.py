@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanContext
 
 from ._event_common import EventDefaults, runtime_contexts
 from ._redact import sanitize_headers, sanitize_query, scrub_data, scrub_text
+from ._span_semantics import http_status_to_span_status
 
 MAX_TAG_VALUE = 200
 MAX_MESSAGE = 8192
@@ -140,12 +141,11 @@ def _tag(value: object) -> str:
     return text if len(text) <= MAX_TAG_VALUE else text[: MAX_TAG_VALUE - 3] + "..."
 
 
-def _trace_context(span_context: Optional[SpanContext], status: str) -> dict[str, Any]:
+def _trace_context(span_context: Optional[SpanContext]) -> dict[str, Any]:
     if span_context is not None and span_context.is_valid:
-        trace_id, span_id = f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"
-    else:
-        trace_id, span_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
-    return {"trace_id": trace_id, "span_id": span_id, "op": "http.server", "status": status}
+        return {"trace_id": f"{span_context.trace_id:032x}", "span_id": f"{span_context.span_id:016x}"}
+    # No OTel span (e.g. configure() without an instrumented server): still give Sentry a trace.
+    return {"trace_id": uuid.uuid4().hex, "span_id": uuid.uuid4().hex[:16]}
 
 
 def error_event(
@@ -162,14 +162,11 @@ def error_event(
     )
     tags: dict[str, str] = {"exception_type": _tag(outer.get("type", type(error.exception).__name__))}
     contexts: dict[str, dict[str, Any]] = runtime_contexts()
-    contexts["trace"] = _trace_context(
-        error.span_context, "internal_error" if not error.handled else "unknown_error"
-    )
+    contexts["trace"] = trace = _trace_context(error.span_context)
     event: dict[str, Any] = {
         "event_id": error.event_id,
         "timestamp": error.timestamp,
         "level": error.level,
-        "logger": "otel_sentry",
         "exception": {"values": error.values},
         "contexts": contexts,
     }
@@ -178,6 +175,9 @@ def error_event(
         event["transaction"] = name
         event["transaction_info"] = {"source": "route" if request.route else "url"}
         tags.update(endpoint=_tag(name), method=request.method)
+        trace["op"] = "http.server"
+        if status_code is not None:
+            trace["status"] = http_status_to_span_status(status_code)
         http: dict[str, Any] = {"method": request.method, "url": request.url, "headers": request.headers}
         if request.query_string:
             http["query_string"] = request.query_string

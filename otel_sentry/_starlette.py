@@ -56,13 +56,14 @@ class CaptureMiddleware:
         try:
             await self.app(scope, receive, send_observing_status)
         except Exception as exc:
+            # A streaming response may already have started with its own status.
             _capture.capture(
                 runtime,
                 exc,
                 exc.__traceback__,
                 handled=False,
                 mechanism="asgi",
-                status_code=500,
+                status_code=request.status_code or 500,
                 request=request,
             )
             raise

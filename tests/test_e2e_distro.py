@@ -92,6 +92,8 @@ def test_every_server_error_becomes_exactly_one_issue(run: Any) -> None:
         assert event["tags"]["http_status"] == str(status)
         assert event["tags"]["endpoint"] == route
         assert event["contexts"]["response"]["status_code"] == status
+        assert event["contexts"]["trace"]["op"] == "http.server"
+        assert event["contexts"]["trace"]["status"] == {500: "internal_error", 503: "unavailable"}[status]
         assert event["transaction_info"] == {"source": "route"}
         assert event["release"] == "errors-app@1.2.3"
         assert event["environment"] == "e2e"
