@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -50,3 +50,10 @@ def spotlight() -> Iterator[Spotlight]:
 def relay() -> SimpleNamespace:
     """``relay.assert_valid(event)`` / ``relay.normalize(event)``: Relay's verdict on a payload."""
     return SimpleNamespace(assert_valid=relay_support.assert_valid, normalize=relay_support.normalize)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many produced payloads Relay's own normalizer validated (a failure fails its test)."""
+    if relay_support.VALIDATED:
+        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(relay_support.VALIDATED.items()))
+        terminalreporter.write_line(f"Relay StoreNormalizer validated: {counts}")

@@ -15,6 +15,9 @@ import pytest
 from sentry_relay import ProcessingError  # type: ignore[attr-defined]
 from sentry_relay.processing import StoreNormalizer
 
+# How many payloads this test session had Relay validate, by type; printed in the terminal summary.
+VALIDATED: Dict[str, int] = {}
+
 
 def normalize(event: Dict[str, Any]) -> Dict[str, Any]:
     """Relay's normalized form of ``event`` (raises ``ProcessingError`` for invalid transactions)."""
@@ -29,6 +32,8 @@ def _dump(event: Dict[str, Any]) -> str:
 def assert_valid(event: Dict[str, Any]) -> Dict[str, Any]:
     """Fail the test unless Relay accepts ``event`` without errors; return the normalized event."""
     __tracebackhide__ = True
+    kind = str(event.get("type") or "error")
+    VALIDATED[kind] = VALIDATED.get(kind, 0) + 1
     try:
         normalized = normalize(event)
     except ProcessingError as exc:
