@@ -266,6 +266,16 @@ SETTINGS: tuple[Setting, ...] = (
         "exception, one event) and drop its transactions (no second set).",
     ),
     Setting(
+        "rules_file",
+        ("OTEL_SENTRY_RULES_FILE",),
+        _parse_path,
+        None,
+        "a path to a JSON rules file",
+        "Replace the default rules (endpoint types, revenue-critical types, sampling rates) section by "
+        "section; see docs/rules.md.",
+        default_doc="unset (the seeds' rules)",
+    ),
+    Setting(
         "inbox_dir",
         ("OTEL_SENTRY_INBOX_DIR",),
         _parse_path,
@@ -345,6 +355,7 @@ class Settings:
     in_app_exclude: tuple[str, ...] = ()
     transactions: bool = True
     adopt_sentry_sdk: bool = True
+    rules_file: Optional[Path] = None
     inbox_dir: Optional[Path] = None
     inbox_max_envelopes: int = 10_000
     queue_max_events: int = 1000
