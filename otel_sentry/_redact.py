@@ -1,16 +1,27 @@
-"""Scrubbing of what leaves the process: header values, URL credentials, sensitive variable names.
+"""Scrubbing of everything that leaves the process: one set of rules for every backend.
 
-One module so that every exporter (Sentry, OTLP, console, inbox) and every log line shares the same
-rules. The seeds' lists are the defaults.
+Sentry events, OTLP/console spans and the local inbox all pass through here (spans through
+``_scrubbing_exporter``, events in ``Runtime.submit``), so no backend sees what another would not.
+Two kinds of rules:
+
+* key rules: a value under a sensitive name (header, query key, attribute, variable, JSON key) is
+  replaced, unless the name is on the safe list (``max_tokens`` is not a secret);
+* value rules: credentials recognised inside any text wherever they appear: bearer/basic tokens,
+  ``sk-``/``pk-``-style API keys, JWTs, AWS access keys, Luhn-valid card numbers, ``password=...``
+  pairs (plain, URL-encoded or JSON), URL userinfo (DSN secrets), and base64 blobs hiding any of these.
+
+What was scrubbed is named (never its value) in an audit list, so a missing field can be explained.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Callable, Optional
 
 REDACTED = "[REDACTED]"
 
@@ -26,9 +37,11 @@ SENSITIVE_HEADER_PARTS: tuple[str, ...] = (
     "secret",
     "password",
     "session",
+    "signature",
 )
 
-# The seeds' auto_sentry `_contains_sensitive_data` keywords, for variable and argument names.
+# The seeds' auto_sentry `_contains_sensitive_data` keywords (plus cookies, sessions, DSNs), matched as
+# substrings of the lower-cased name with '-' read as '_'.
 SENSITIVE_NAME_PARTS: tuple[str, ...] = (
     "password",
     "passwd",
@@ -44,19 +57,209 @@ SENSITIVE_NAME_PARTS: tuple[str, ...] = (
     "cookie",
     "session",
     "dsn",
+    "signature",
 )
 
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+# Names that contain a sensitive part but hold no secret (LLM token counts, our own key id and hash).
+SAFE_NAMES: tuple[str, ...] = (
+    "max_tokens",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "input_tokens",
+    "output_tokens",
+    "tokens",
+    "token_count",
+    "token_usage",
+    "api_key_id",
+    "api_key_hash",
+    "has_api_key",
+    "session_id_hash",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.request.max_tokens",
+    "otel_sentry.user.api_key_id",
+    "otel_sentry.user.api_key_hash",
+)
+
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s\"'<>]+)@")
+_SEP = r"(?:\s*(?:[=:]|%3[dDaA])\s*)"
+_PAIR_KEYS = (
+    r"password|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?token|refresh[_-]?token"
+    r"|client[_-]?secret|auth[_-]?token"
+)
+_VALUE_RULES: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+    (
+        "json_pair",
+        re.compile(rf'(?i)("(?:{_PAIR_KEYS})"\s*:\s*")((?:[^"\\]|\\.)*)(")'),
+        lambda m: f"{m.group(1)}{REDACTED}{m.group(3)}",
+    ),
+    (
+        "auth_scheme",
+        re.compile(r"(?i)\b(bearer|basic|token|digest)(\s+|%20|\+)[A-Za-z0-9._~+/=%-]{8,}"),
+        lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}",
+    ),
+    (
+        "pair",
+        re.compile(rf"(?i)\b({_PAIR_KEYS}){_SEP}([^\s&,;'\"<>]+)"),
+        lambda m: m.group(0)[: len(m.group(0)) - len(m.group(2))] + REDACTED,
+    ),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), lambda m: REDACTED),
+    (
+        "api_key",
+        re.compile(r"\b(?:sk|pk|rk)[-_](?:[A-Za-z]{2,8}[-_])?[A-Za-z0-9_-]{16,}"),
+        lambda m: REDACTED,
+    ),
+    ("live_key", re.compile(r"\b[a-z]{2,12}_(?:live|test|prod)_[A-Za-z0-9_]{8,}"), lambda m: REDACTED),
+    ("aws_key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), lambda m: REDACTED),
+    ("url_userinfo", _URL_USERINFO, lambda m: f"{m.group('scheme')}{REDACTED}@"),
+)
+_CARD = re.compile(r"(?<![\d.])(?:\d(?:[ +-]|%20)?){12,18}\d(?![\d.])")
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]{24,}={0,2}")
+# Cheap pre-check: text without any of these cannot match a value rule.
+_TRIGGERS = re.compile(
+    r"(?i)\d{4}(?:[ +-]|%20)?\d{4}(?:[ +-]|%20)?\d{4}"
+    r"|bearer|basic|token|digest|password|passwd|pwd|secret|key|eyJ|AKIA|ASIA|://"
+    r"|_live_|_test_|_prod_|sk[-_]|pk[-_]|rk[-_]|[A-Za-z0-9+/_-]{24}"
+)
+
+
+def is_harmless(value: Any) -> bool:
+    """Values that cannot be a credential even under a sensitive name: flags and small counts
+    (``max_tokens=512``). Large numbers can be card or social-security numbers."""
+    return value is None or isinstance(value, bool) or (isinstance(value, (int, float)) and abs(value) < 1e8)
+
+
+def _luhn_ok(digits: str) -> bool:
+    total, parity = 0, len(digits) % 2
+    for index, char in enumerate(digits):
+        value = ord(char) - 48
+        if index % 2 == parity:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _scrub_card(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D|%20", "", match.group(0).replace("%20", ""))
+    return REDACTED if 13 <= len(digits) <= 19 and _luhn_ok(digits) else match.group(0)
+
+
+class Scrubber:
+    """The process's scrubbing rules; ``configure`` extends the defaults from settings."""
+
+    def __init__(self, extra_keys: Iterable[str] = (), safe_keys: Iterable[str] = ()) -> None:
+        self.name_parts = SENSITIVE_NAME_PARTS + tuple(k.lower().replace("-", "_") for k in extra_keys)
+        self.safe = frozenset(SAFE_NAMES) | {k.lower() for k in safe_keys}
+        self._name_cache: dict[str, bool] = {}
+
+    def is_sensitive_name(self, name: str) -> bool:
+        cached = self._name_cache.get(name)
+        if cached is None:
+            lowered = name.lower().replace("-", "_")
+            last = lowered.rsplit(".", 1)[-1]
+            cached = (
+                lowered not in self.safe
+                and last not in self.safe
+                and any(part in lowered for part in self.name_parts)
+            )
+            if len(self._name_cache) < 10_000:
+                self._name_cache[name] = cached
+        return cached
+
+    def scrub_text(self, text: str, found: Optional[set[str]] = None) -> str:
+        """text with every credential recognised in it replaced; rule names added to found."""
+        if len(text) < 8 or not _TRIGGERS.search(text):
+            return text
+        for rule, pattern, replace in _VALUE_RULES:
+            new = pattern.sub(replace, text)
+            if new != text:
+                text = new
+                if found is not None:
+                    found.add(rule)
+        new = _CARD.sub(_scrub_card, text)
+        if new != text:
+            text = new
+            if found is not None:
+                found.add("card")
+        return _BASE64.sub(lambda m: self._scrub_base64(m, found), text) if len(text) >= 24 else text
+
+    def _scrub_base64(self, match: re.Match[str], found: Optional[set[str]]) -> str:
+        blob = match.group(0)
+        for decode in (base64.b64decode, base64.urlsafe_b64decode):
+            try:
+                decoded = decode(blob + "=" * (-len(blob) % 4)).decode("utf-8")
+            except (binascii.Error, ValueError, UnicodeDecodeError):
+                continue
+            inner: set[str] = set()
+            if self.scrub_text(decoded, inner) != decoded:
+                if found is not None:
+                    found.add("base64")
+                return REDACTED
+        return blob
+
+    def scrub(self, value: Any, found: Optional[set[str]] = None, path: str = "", depth: int = 0) -> Any:
+        """Recursively scrub JSON-like data: sensitive keys, credentials inside strings."""
+        if isinstance(value, str):
+            scrubbed = self.scrub_text(value)
+            if scrubbed != value and found is not None:
+                found.add(path or "value")
+            return scrubbed
+        if depth > 20:
+            return value
+        if isinstance(value, dict):
+            result = {}
+            for key, item in value.items():
+                child = f"{path}.{key}" if path else str(key)
+                if (
+                    isinstance(key, str)
+                    and self.is_sensitive_name(key)
+                    and not (is_harmless(item) or item in ("", REDACTED))
+                ):
+                    result[key] = REDACTED
+                    if found is not None:
+                        found.add(child)
+                else:
+                    result[key] = self.scrub(item, found, child, depth + 1)
+            return result
+        if isinstance(value, (list, tuple)):
+            return [self.scrub(item, found, path, depth + 1) for item in value]
+        return value
+
+
+_scrubber = Scrubber()
+
+
+def configure(extra_keys: Iterable[str] = (), safe_keys: Iterable[str] = ()) -> Scrubber:
+    """Install the process's rules (called once by the runtime from settings)."""
+    global _scrubber
+    _scrubber = Scrubber(extra_keys, safe_keys)
+    return _scrubber
+
+
+def scrubber() -> Scrubber:
+    return _scrubber
 
 
 def is_sensitive_header(name: str) -> bool:
     lowered = name.lower()
-    return any(part in lowered for part in SENSITIVE_HEADER_PARTS)
+    return lowered not in _scrubber.safe and (
+        any(part in lowered for part in SENSITIVE_HEADER_PARTS) or _scrubber.is_sensitive_name(lowered)
+    )
 
 
 def is_sensitive_name(name: str) -> bool:
-    lowered = name.lower().replace("-", "_")
-    return any(part in lowered for part in SENSITIVE_NAME_PARTS)
+    return _scrubber.is_sensitive_name(name)
+
+
+def scrub_text(text: str) -> str:
+    return _scrubber.scrub_text(text)
+
+
+def scrub_data(value: Any) -> Any:
+    return _scrubber.scrub(value)
 
 
 def sanitize_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -64,19 +267,32 @@ def sanitize_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     result: dict[str, str] = {}
     for name, value in headers:
         key = name.lower()
-        clean = REDACTED if is_sensitive_header(key) else value
+        clean = REDACTED if is_sensitive_header(key) else scrub_text(value)
         result[key] = f"{result[key]}, {clean}" if key in result else clean
     return result
 
 
 def sanitize_query(query: str) -> str:
-    """Query string with the values of sensitive keys replaced."""
+    """Query string with the values of sensitive keys, and credentials in any value, replaced."""
     if not query:
         return query
     pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-    if not any(is_sensitive_name(key) for key, _ in pairs):
-        return query
-    return urllib.parse.urlencode([(k, REDACTED if is_sensitive_name(k) else v) for k, v in pairs])
+    clean = [(k, REDACTED if is_sensitive_name(k) else scrub_text(v)) for k, v in pairs]
+    return query if clean == pairs else urllib.parse.urlencode(clean, safe="[]")
+
+
+def sanitize_url(url: str) -> str:
+    """URL without userinfo and with its query sanitized."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return scrub_text(mask_url_secrets(url))
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    query = sanitize_query(parts.query) if parts.query else ""
+    path = scrub_text(parts.path)
+    return urllib.parse.urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
 
 
 def mask_url_secrets(text: str) -> str:
@@ -92,28 +308,3 @@ def scrub_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
 def hash_credential(credential: str) -> str:
     """The seeds' API key hash: sha256 of the credential, first 16 hex chars."""
     return hashlib.sha256(credential.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-
-
-_CREDENTIAL_IN_TEXT = re.compile(r"(?i)\b(bearer|basic|token)(\s+|=)[A-Za-z0-9._~+/=-]{8,}")
-
-
-def scrub_text(text: str) -> str:
-    """Replace credentials that appear inside free text (headers repr'd in locals, messages)."""
-    if "@" in text or ":" in text:
-        text = mask_url_secrets(text)
-    return _CREDENTIAL_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-
-
-def scrub_data(value: Any, depth: int = 0) -> Any:
-    """Recursively scrub serialized data: values under sensitive keys, credentials inside strings."""
-    if depth > 20:
-        return value
-    if isinstance(value, dict):
-        return {
-            k: (REDACTED if is_sensitive_name(str(k)) else scrub_data(v, depth + 1)) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [scrub_data(v, depth + 1) for v in value]
-    if isinstance(value, str):
-        return scrub_text(value)
-    return value

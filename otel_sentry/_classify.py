@@ -1,0 +1,231 @@
+"""Error classification: category, timeout, provider and model of a captured exception.
+
+The seeds match keywords in exception names and messages. That guesses wrong as often as not, so the
+evidence is used in order of strength:
+
+1. a category set explicitly (the capture helpers);
+2. the span the exception was recorded on, when the trace is sampled (a database client span means a
+   database error, an outgoing HTTP or LLM call a provider error, a cache client a cache error);
+3. the library the exception comes from, for every exception of the __cause__/__context__ chain
+   (``httpx.ConnectError`` behind an ``HTTPException(500)`` is a provider error, sampled or not);
+4. the seeds' keyword rules;
+5. the HTTP status: 4xx ``client_error``, 5xx ``server_error``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+PROVIDER = "provider_error"
+DATABASE = "database_error"
+PAYMENT = "payment_error"
+AUTH = "auth_error"
+CACHE = "cache_error"
+CLIENT = "client_error"
+SERVER = "server_error"
+
+# Top-level package of the exception's class (or of the frame that raised it) -> category.
+LIBRARY_CATEGORIES: Mapping[str, str] = {
+    **dict.fromkeys(("httpx", "httpcore", "aiohttp", "requests", "urllib3", "h11", "h2"), PROVIDER),
+    **dict.fromkeys(("openai", "anthropic", "litellm", "cohere", "mistralai", "groq", "google"), PROVIDER),
+    **dict.fromkeys(
+        (
+            "sqlite3",
+            "_sqlite3",
+            "sqlalchemy",
+            "asyncpg",
+            "psycopg",
+            "psycopg2",
+            "pymysql",
+            "MySQLdb",
+            "aiomysql",
+            "aiosqlite",
+            "pymongo",
+            "motor",
+            "supabase",
+            "postgrest",
+            "databases",
+            "tortoise",
+            "peewee",
+        ),
+        DATABASE,
+    ),
+    **dict.fromkeys(
+        ("redis", "aioredis", "valkey", "pymemcache", "memcache", "aiocache", "aiomcache"), CACHE
+    ),
+    **dict.fromkeys(("stripe", "braintree", "paypalrestsdk", "adyen"), PAYMENT),
+    **dict.fromkeys(("jwt", "jose", "authlib", "passlib", "itsdangerous"), AUTH),
+}
+
+# The seeds' keyword rules (auto_sentry's detection), checked in this order on type name and message.
+KEYWORD_CATEGORIES: tuple[tuple[str, str], ...] = (
+    (r"payment|stripe|billing|credit|charge|invoice", PAYMENT),
+    (r"auth|login|token|permission|unauthori[sz]ed|forbidden|credential", AUTH),
+    (r"cache|redis|memcache", CACHE),
+    (r"database|\bdb\b|sql|postgres|mysql|mongo|supabase|integrity|constraint", DATABASE),
+    (r"provider|openrouter|portkey|upstream|_client\b", PROVIDER),
+)
+_KEYWORDS = tuple((re.compile(pattern, re.IGNORECASE), category) for pattern, category in KEYWORD_CATEGORIES)
+_CACHE_SYSTEMS = frozenset({"redis", "valkey", "memcached"})
+
+
+@dataclass(frozen=True)
+class FailedSpan:
+    """What a child span that recorded an exception tells about it (recorded only when sampled)."""
+
+    exception_type: str
+    message: str
+    category: Optional[str]
+    provider: Optional[str]
+    model: Optional[str]
+
+
+@dataclass(frozen=True)
+class ErrorFacts:
+    exception_type: str
+    error_category: Optional[str]
+    is_timeout: bool
+    provider: Optional[str] = None
+    model: Optional[str] = None
+
+
+def provider_from_host(host: Optional[str]) -> Optional[str]:
+    """``api.openrouter.ai`` -> ``openrouter``; addresses and local names stay as they are."""
+    if not host:
+        return None
+    host = host.strip("[]").lower()
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    labels = [label for label in host.split(".") if label]
+    if len(labels) <= 1:
+        return host or None
+    labels = labels[:-1]  # drop the TLD
+    while len(labels) > 1 and labels[0] in ("api", "www", "gateway", "eu", "us", "inference"):
+        labels = labels[1:]
+    return labels[-1]
+
+
+def category_of_span(attributes: Mapping[str, Any], is_client: bool) -> Optional[str]:
+    """The category a failed span implies, from semantic-convention attributes of both generations."""
+    db_system = attributes.get("db.system.name") or attributes.get("db.system")
+    if db_system:
+        return CACHE if str(db_system).lower() in _CACHE_SYSTEMS else DATABASE
+    if attributes.get("gen_ai.system") or attributes.get("gen_ai.provider.name"):
+        return PROVIDER
+    if is_client and (attributes.get("http.request.method") or attributes.get("http.method")):
+        return PROVIDER
+    return None
+
+
+def failed_span_from(
+    name: str, attributes: Mapping[str, Any], is_client: bool, exception_type: str, message: str
+) -> FailedSpan:
+    provider = attributes.get("gen_ai.provider.name") or attributes.get("gen_ai.system")
+    if not provider and is_client:
+        provider = provider_from_host(
+            str(attributes.get("server.address") or attributes.get("net.peer.name") or "") or None
+        )
+    model = attributes.get("gen_ai.request.model") or attributes.get("gen_ai.response.model")
+    return FailedSpan(
+        exception_type=exception_type,
+        message=message,
+        category=category_of_span(attributes, is_client),
+        provider=str(provider) if provider else None,
+        model=str(model) if model else None,
+    )
+
+
+def otel_exception_type(exc: BaseException) -> str:
+    """``exception.type`` as the OTel SDK's record_exception writes it (module-qualified)."""
+    module, qualname = type(exc).__module__, type(exc).__qualname__
+    return f"{module}.{qualname}" if module and module != "builtins" else qualname
+
+
+def _top_package(module: Optional[str]) -> str:
+    return (module or "").split(".", 1)[0]
+
+
+def _library_category(exc: BaseException) -> Optional[str]:
+    for cls in type(exc).__mro__:
+        category = LIBRARY_CATEGORIES.get(_top_package(cls.__module__))
+        if category:
+            return category
+    tb = exc.__traceback__
+    innermost: Optional[str] = None
+    while tb is not None:  # the frame that raised it is the last one
+        innermost = tb.tb_frame.f_globals.get("__name__")
+        tb = tb.tb_next
+    return LIBRARY_CATEGORIES.get(_top_package(innermost))
+
+
+def _keyword_category(exc: BaseException) -> Optional[str]:
+    text = f"{type(exc).__name__} {exc}"
+    for pattern, category in _KEYWORDS:
+        if pattern.search(text):
+            return category
+    return None
+
+
+def _is_timeout(chain: Sequence[BaseException]) -> bool:
+    for exc in chain:
+        if isinstance(exc, TimeoutError) or "timeout" in type(exc).__name__.lower():
+            return True
+    try:  # asyncio.TimeoutError is not TimeoutError before Python 3.11
+        import asyncio
+
+        return any(isinstance(exc, asyncio.TimeoutError) for exc in chain)
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def _provider_from_exception(chain: Sequence[BaseException]) -> Optional[str]:
+    for exc in chain:
+        request = getattr(exc, "request", None)  # httpx / requests errors carry the failed request
+        url = getattr(request, "url", None)
+        host = getattr(url, "host", None)
+        if isinstance(host, str) and host:
+            return provider_from_host(host)
+    return None
+
+
+def classify(
+    chain: Sequence[BaseException],
+    *,
+    status_code: Optional[int] = None,
+    failed_spans: Iterable[FailedSpan] = (),
+    explicit_category: Optional[str] = None,
+) -> ErrorFacts:
+    """Classify the outermost exception of chain (outermost first, then its causes)."""
+    outer = chain[0]
+    names = {(otel_exception_type(exc), str(exc)) for exc in chain}
+    matching = [span for span in failed_spans if (span.exception_type, span.message) in names]
+    category = explicit_category or next((s.category for s in matching if s.category), None)
+    if category is None:
+        for exc in reversed(chain):  # the root cause first
+            category = _library_category(exc)
+            if category:
+                break
+    if category is None:
+        for exc in chain:
+            category = _keyword_category(exc)
+            if category:
+                break
+    if category is None and status_code is not None:
+        category = CLIENT if 400 <= status_code < 500 else SERVER if status_code >= 500 else None
+    provider = next((s.provider for s in matching if s.provider), None) or (
+        _provider_from_exception(chain) if category == PROVIDER else None
+    )
+    return ErrorFacts(
+        exception_type=type(outer).__name__,
+        error_category=category,
+        is_timeout=_is_timeout(chain),
+        provider=provider,
+        model=next((s.model for s in matching if s.model), None),
+    )
