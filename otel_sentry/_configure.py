@@ -126,6 +126,9 @@ def configure_pipeline(
             logger.warning("otel_sentry: already configured; ignoring a second configure()")
             return get_runtime()
         _configured = True
+        from ._diagnostics import install as keep_our_warnings_visible
+
+        keep_our_warnings_visible()
         apply_environment_defaults()
         if os.environ.get("OTEL_CONFIG_FILE"):
             logger.warning(
@@ -136,6 +139,9 @@ def configure_pipeline(
         runtime: Optional[Runtime] = None
         if "sentry" in exporters["traces"]:
             runtime = ensure_runtime(**overrides)
+            from ._shutdown import install_sigterm_handler
+
+            install_sigterm_handler()  # deliver or count what is queued when SIGTERM ends the process
         else:
             load_settings(**overrides)  # still validate and report bad values once
             logger.info("otel_sentry: 'sentry' is not in OTEL_TRACES_EXPORTER; no Sentry events are sent")

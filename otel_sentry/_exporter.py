@@ -8,8 +8,10 @@ their local root, possibly in an earlier batch, so they wait here (bounded) unti
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Optional
@@ -51,6 +53,21 @@ class SentrySpanExporter(SpanExporter):
         self._pending: OrderedDict[int, tuple[float, list[ReadableSpan]]] = OrderedDict()
         self._lock = threading.Lock()
         self.evicted_spans = 0
+        if hasattr(os, "register_at_fork"):
+            # A fork taken while the BatchSpanProcessor's thread held this lock would leave it held
+            # forever in the child; the held children belong to the parent's traces.
+            ref = weakref.ref(self)
+
+            def after_in_child() -> None:
+                exporter = ref()
+                if exporter is not None:
+                    exporter._after_fork()
+
+            os.register_at_fork(after_in_child=after_in_child)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._pending = OrderedDict()
 
     @property
     def runtime(self) -> Optional[Runtime]:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Optional
 from ._event_common import EventDefaults
 from ._events import CapturedError, FrameOptions, RequestFacts, error_event
 from ._settings import Settings
-from ._transport import ERROR, TRANSACTION, HttpDestination, InboxDestination, Transport
+from ._spool import open_spool
+from ._transport import ERROR, TRANSACTION, HttpDestination, InboxDestination, Transport, TransportStats
 
 if TYPE_CHECKING:
     from ._capture import RequestCapture
@@ -75,6 +76,7 @@ class Runtime:
         self.counters: Counter[str] = Counter()
         self._reported: set[str] = set()
         self._closed = False
+        self._logged_drops: Counter[tuple[str, str]] = Counter()
         atexit.register(self.shutdown)
 
     # -- events -------------------------------------------------------------------------------
@@ -125,8 +127,9 @@ class Runtime:
             envelope.add_event(event)  # type: ignore[arg-type]
         body = envelope.serialize()
         self.counters[f"{category}.produced"] += 1
+        spans = len(event.get("spans") or ()) + 1 if category == TRANSACTION else 0
         for transport in self.transports:
-            transport.submit(body, category)
+            transport.submit(body, category, spans=spans)
         if self.settings.debug:
             logger.debug("otel_sentry: queued %s %s (%d bytes)", category, event["event_id"], len(body))
 
@@ -167,17 +170,48 @@ class Runtime:
         deadline = time.monotonic() + timeout
         return all(t.flush(max(0.0, deadline - time.monotonic())) for t in self.transports)
 
-    def shutdown(self) -> None:
+    def stats(self) -> list[TransportStats]:
+        """Per destination: submitted, delivered, dropped by reason, queued, spooled."""
+        return [transport.stats() for transport in self.transports]
+
+    def shutdown(self, timeout: Optional[float] = None) -> None:
+        """Deliver what is queued within the timeout (default: what is left of the process's
+        shutdown budget, see _shutdown.py); the rest is spooled or counted, in one line."""
         if self._closed:
             return
         self._closed = True
-        deadline = time.monotonic() + self.settings.shutdown_timeout
-        for transport in self.transports:
-            transport.shutdown(max(0.0, deadline - time.monotonic()))
+        self._stop_transports("shutdown", timeout)
+
+    def drain(self, timeout: Optional[float] = None) -> bool:
+        """As shutdown, but the transports stay open; True when everything was delivered."""
+        return self._stop_transports("drain", timeout)
+
+    def _stop_transports(self, method: str, timeout: Optional[float]) -> bool:
+        from ._shutdown import remaining
+
+        budget = remaining(self.settings.shutdown_timeout) if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        results: list[bool] = []
+        # All destinations at once: a hung one must not eat the others' share of the budget.
+        threads = [
+            threading.Thread(
+                target=lambda t=transport: results.append(getattr(t, method)(budget) is not False),
+                name=f"otel_sentry.{method}",
+                daemon=True,
+            )
+            for transport in self.transports
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()) + 0.1)
         dropped = self.dropped()
-        if dropped:
-            summary = ", ".join(f"{n} {cat} ({reason})" for (reason, cat), n in sorted(dropped.items()))
+        new = dropped - self._logged_drops
+        if new:
+            self._logged_drops = dropped
+            summary = ", ".join(f"{n} {cat} ({reason})" for (reason, cat), n in sorted(new.items()))
             logger.warning("otel_sentry: dropped %s", summary)
+        return len(results) == len(threads) and all(results)
 
 
 def build_transports(settings: Settings) -> list[Transport]:
@@ -187,9 +221,9 @@ def build_transports(settings: Settings) -> list[Transport]:
     limits: dict[str, Any] = {"max_events": settings.queue_max_events, "max_bytes": settings.queue_max_bytes}
     transports: list[Transport] = []
     if settings.dsn:
-        transports.append(
-            Transport(HttpDestination.for_dsn(settings.dsn, timeout=settings.request_timeout), **limits)
-        )
+        destination = HttpDestination.for_dsn(settings.dsn, timeout=settings.request_timeout)
+        spool = open_spool(settings, destination.url)
+        transports.append(Transport(destination, spool=spool, **limits))
     else:
         inbox = Inbox(settings.resolved_inbox_dir, max_envelopes=settings.inbox_max_envelopes)
         transports.append(Transport(InboxDestination(inbox), **limits))

@@ -323,7 +323,26 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_float,
         5.0,
         "seconds > 0",
-        "Timeout of one HTTP request to Sentry or Spotlight.",
+        "Timeout of one HTTP request to Sentry or Spotlight, as a whole (connect, upload, answer).",
+    ),
+    Setting(
+        "spool_dir",
+        ("OTEL_SENTRY_SPOOL_DIR",),
+        _parse_path,
+        None,
+        "a writable directory path",
+        "Keep envelopes that do not fit in memory, or are still queued at shutdown, on disk and send "
+        "them later (also after a restart). Several processes may share it.",
+        default_doc="unset (no spool: memory only)",
+    ),
+    Setting(
+        "spool_max_bytes",
+        ("OTEL_SENTRY_SPOOL_MAX_BYTES",),
+        _positive_int,
+        64 * 1024 * 1024,
+        "a positive integer (bytes)",
+        "Disk bound of the spool, per destination; what does not fit is counted as dropped.",
+        default_doc="67108864 (64 MiB)",
     ),
     Setting(
         "strict",
@@ -362,6 +381,8 @@ class Settings:
     queue_max_bytes: int = 32 * 1024 * 1024
     shutdown_timeout: float = 2.0
     request_timeout: float = 5.0
+    spool_dir: Optional[Path] = None
+    spool_max_bytes: int = 64 * 1024 * 1024
     strict: bool = False
     problems: tuple[str, ...] = field(default=(), compare=False)
 

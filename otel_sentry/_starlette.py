@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from . import _capture
+from . import _capture, _shutdown
 from ._runtime import get_runtime
 
 logger = logging.getLogger("otel_sentry")
@@ -36,6 +36,11 @@ class CaptureMiddleware:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         runtime = get_runtime()
+        if runtime is not None and scope["type"] == "lifespan":
+            # The app's shutdown completing drains delivery: servers that end by re-raising
+            # SIGTERM (uvicorn, its gunicorn workers) never run atexit handlers.
+            await self.app(scope, receive, _shutdown.lifespan_send(send))
+            return
         if runtime is None or scope["type"] != "http":
             await self.app(scope, receive, send)
             return
