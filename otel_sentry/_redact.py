@@ -84,10 +84,8 @@ SAFE_NAMES: tuple[str, ...] = (
 
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s\"'<>]+)@")
 _SEP = r"(?:\s*(?:[=:]|%3[dDaA])\s*)"
-_PAIR_KEYS = (
-    r"password|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?token|refresh[_-]?token"
-    r"|client[_-]?secret|auth[_-]?token"
-)
+# Any name ending in one of these (user_token, db_password, stripe_secret...), but not token counts.
+_PAIR_KEYS = r"[A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|api[_-]?key|apikey|token|credential)"
 _VALUE_RULES: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (
         "json_pair",
@@ -144,7 +142,10 @@ def _luhn_ok(digits: str) -> bool:
 
 def _scrub_card(match: re.Match[str]) -> str:
     digits = re.sub(r"\D|%20", "", match.group(0).replace("%20", ""))
-    return REDACTED if 13 <= len(digits) <= 19 and _luhn_ok(digits) else match.group(0)
+    # Card brands start with 2-6 (Mastercard, Amex, Visa, Discover...); the prefix halves false hits
+    # on other long numbers (order ids) that happen to pass Luhn.
+    ok = 13 <= len(digits) <= 19 and digits[0] in "23456" and _luhn_ok(digits)
+    return REDACTED if ok else match.group(0)
 
 
 class Scrubber:
@@ -225,8 +226,23 @@ class Scrubber:
                     result[key] = self.scrub(item, found, child, depth + 1)
             return result
         if isinstance(value, (list, tuple)):
+            if len(value) == 2 and self._is_sensitive_pair_name(value[0]) and not is_harmless(value[1]):
+                # (name, value) pairs, e.g. raw ASGI headers [(b'x-api-key', b'...')] in frame locals
+                if found is not None:
+                    found.add(path or "value")
+                return [value[0], REDACTED]
             return [self.scrub(item, found, path, depth + 1) for item in value]
         return value
+
+    def _is_sensitive_pair_name(self, name: Any) -> bool:
+        if isinstance(name, bytes):
+            name = name.decode("latin-1")
+        if not isinstance(name, str) or len(name) > 64:
+            return False
+        if name[:2] in ("b'", 'b"'):
+            name = name[1:]
+        name = name.strip("'\"")
+        return bool(name) and is_sensitive_header(name)
 
 
 _scrubber = Scrubber()
@@ -290,9 +306,10 @@ def sanitize_url(url: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
-    query = sanitize_query(parts.query) if parts.query else ""
-    path = scrub_text(parts.path)
-    return urllib.parse.urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
+    # Servers never see fragments: a '#' here sits inside an unencoded query value (a password).
+    query = parts.query + ("#" + parts.fragment if parts.fragment else "")
+    query = sanitize_query(query) if query else ""
+    return urllib.parse.urlunsplit((parts.scheme, netloc, scrub_text(parts.path), query, ""))
 
 
 def mask_url_secrets(text: str) -> str:
