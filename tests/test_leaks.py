@@ -17,7 +17,6 @@ import os
 import string
 import urllib.parse
 from pathlib import Path
-from typing import Any
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -147,7 +146,8 @@ def test_no_secret_reaches_any_backend(tmp_path: Path) -> None:
                         "X-Api-Key": password,
                         "X-Request-Id": benign,
                         "X-Upstream-Hint": form,
-                        "baggage": f"user_token={urllib.parse.quote(password)},note={urllib.parse.quote(form)}",
+                        "baggage": f"user_token={urllib.parse.quote(password)},"
+                        f"note={urllib.parse.quote(form)}",
                         "Connection": "close",
                     },
                 )
