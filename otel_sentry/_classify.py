@@ -187,9 +187,10 @@ def _is_timeout(chain: Sequence[BaseException]) -> bool:
 
 def _provider_from_exception(chain: Sequence[BaseException]) -> Optional[str]:
     for exc in chain:
-        request = getattr(exc, "request", None)  # httpx / requests errors carry the failed request
-        url = getattr(request, "url", None)
-        host = getattr(url, "host", None)
+        try:  # httpx / requests errors carry the failed request (httpx raises when it has none)
+            host = getattr(getattr(getattr(exc, "request", None), "url", None), "host", None)
+        except Exception:
+            continue
         if isinstance(host, str) and host:
             return provider_from_host(host)
     return None
