@@ -82,10 +82,13 @@ SAFE_NAMES: tuple[str, ...] = (
     "otel_sentry.user.api_key_hash",
 )
 
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s\"'<>]+)@")
+_URL_USERINFO = re.compile(
+    r"(?P<scheme>(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]{0,30}://)(?P<userinfo>[^/@\s\"'<>]{1,512})@"
+)
 _SEP = r"(?:\s*(?:[=:]|%3[dDaA])\s*)"
 # Any name ending in one of these (user_token, db_password, stripe_secret...), but not token counts.
-_PAIR_KEYS = r"[A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|api[_-]?key|apikey|token|credential)"
+# Bounded and anchored at the start of a name, so a long run of letters cannot backtrack quadratically.
+_PAIR_KEYS = r"(?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]{0,40}?(?:password|passwd|pwd|secret|api[_-]?key|apikey|token|credential)"
 _VALUE_RULES: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (
         "json_pair",

@@ -134,3 +134,13 @@ def test_every_exporter_sees_scrubbed_spans_with_an_audit_attribute() -> None:
     assert "sk-proj" not in str(event_attrs["exception.stacktrace"])
     assert set(attrs[AUDIT_ATTRIBUTE]) >= {"http.url", "app.password", "app.note", "exception.message"}
     assert AUDIT_ATTRIBUTE not in (clean.attributes or {})
+
+
+@pytest.mark.parametrize("text", ["a" * 300_000, "ab1" * 100_000, "http://" + "a" * 200_000, ":/" * 150_000])
+def test_pathological_text_is_scrubbed_in_linear_time(text: str) -> None:
+    """A quadratic pattern turned a 200 kB string into a minute of CPU inside the host's request."""
+    import time
+
+    started = time.perf_counter()
+    RULES.scrub_text(text)
+    assert time.perf_counter() - started < 5  # linear: ~0.05 s here; quadratic: many minutes
