@@ -88,7 +88,10 @@ _URL_USERINFO = re.compile(
 _SEP = r"(?:\s*(?:[=:]|%3[dDaA])\s*)"
 # Any name ending in one of these (user_token, db_password, stripe_secret...), but not token counts.
 # Bounded and anchored at the start of a name, so a long run of letters cannot backtrack quadratically.
-_PAIR_KEYS = r"(?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]{0,40}?(?:password|passwd|pwd|secret|api[_-]?key|apikey|token|credential)"
+_PAIR_KEYS = (
+    r"(?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]{0,40}?"
+    r"(?:password|passwd|pwd|secret|api[_-]?key|apikey|token|credential)"
+)
 _VALUE_RULES: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (
         "json_pair",
