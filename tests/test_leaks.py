@@ -121,7 +121,8 @@ def test_no_secret_reaches_any_backend(tmp_path: Path) -> None:
             "OTEL_BSP_SCHEDULE_DELAY": "200",
             "OTEL_TRACES_SAMPLER": "always_on",
             "SENTRY_DSN": ingest.dsn(),
-            "OTEL_SENTRY_QUEUE_MAX_EVENTS": "100000",
+            "OTEL_SENTRY_QUEUE_MAX_EVENTS": "100000",  # every event must arrive to be searched
+            "OTEL_SENTRY_QUEUE_MAX_BYTES": str(2**30),
         }
         with AppProcess("leaky_app", cwd=APPS, env=env, ready_path="/health") as app:
 
