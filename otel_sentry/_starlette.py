@@ -18,10 +18,13 @@ import logging
 from collections.abc import Collection
 from typing import Any, Callable
 
+from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from . import _capture, _shutdown
-from ._runtime import get_runtime
+from ._enrich import DURATION_MS, ERROR_CATEGORY, IS_TIMEOUT, SLOW_REQUEST, span_attributes
+from ._failsafe import internal_error
+from ._runtime import Runtime, get_runtime
 
 logger = logging.getLogger("otel_sentry")
 
@@ -56,6 +59,8 @@ class CaptureMiddleware:
         async def send_observing_status(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 request.status_code = message.get("status")
+                # The OTel ASGI middleware ends the server span with the response body: annotate now.
+                _annotate_server_span(runtime, request)
             await send(message)
 
         try:
@@ -71,11 +76,37 @@ class CaptureMiddleware:
                 status_code=request.status_code or 500,
                 request=request,
             )
+            _annotate_server_span(runtime, request)  # before ServerErrorMiddleware answers
             raise
         finally:
             _capture.reset_current_request(token)
+            _capture.finish(request)  # tasks that outlive the response now emit their own events
             if request.errors:
                 runtime.emit_request(request)
+
+
+def _annotate_server_span(runtime: Runtime, request: _capture.RequestCapture) -> None:
+    """Write the request's facts (and its error's classification) on the server span while it is
+    still writable. Unsampled requests return at once: enrichment costs them nothing."""
+    try:
+        span = trace.get_current_span()
+        if not span.is_recording():
+            return
+        if not span.get_span_context().trace_flags.sampled and not request.errors:
+            return  # recorded only in case it errors (tail promotion): it did not, nobody will see it
+        facts = request.facts(runtime)
+        attributes = span_attributes(facts, send_default_pii=runtime.settings.send_default_pii)
+        if request.errors:
+            classification = runtime.classify(request.errors[0], facts, request.failed_spans)
+            attributes["error.type"] = classification.exception_type
+            attributes[IS_TIMEOUT] = classification.is_timeout
+            if classification.error_category:
+                attributes[ERROR_CATEGORY] = classification.error_category
+        span.set_attributes(attributes)
+        if facts.slow:
+            span.add_event(SLOW_REQUEST, {DURATION_MS: attributes[DURATION_MS]})
+    except Exception:
+        runtime.internal_error("annotating the server span")
 
 
 def _observe_handled(conn: Any, exc: BaseException, tb: Any, response: Any) -> None:
@@ -114,7 +145,7 @@ def wrap_exception_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
             try:
                 _observe_handled(conn, exc, tb, response)
             except Exception:
-                logger.exception("otel_sentry: internal error in exception handler hook")
+                internal_error("observing an exception handler's response")
             return response
 
         wrapper: Callable[..., Any] = async_wrapper
@@ -127,7 +158,7 @@ def wrap_exception_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
             try:
                 _observe_handled(conn, exc, tb, response)
             except Exception:
-                logger.exception("otel_sentry: internal error in exception handler hook")
+                internal_error("observing an exception handler's response")
             return response
 
         wrapper = sync_wrapper

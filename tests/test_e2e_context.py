@@ -96,8 +96,8 @@ def test_provider_timeout_carries_the_seeds_tags_user_and_contexts(run: Any) -> 
     assert contexts["exception_context"]["exception_type"] == "HTTPException"
     assert contexts["exception_context"]["error_category"] == "provider_error"
     assert event["request"]["headers"]["authorization"] == "[REDACTED]"
-    crumbs = event["breadcrumbs"]["values"]
-    assert crumbs[0]["category"] == "performance" and crumbs[0]["level"] == "warning"
+    (slow,) = [c for c in event["breadcrumbs"]["values"] if c.get("category") == "performance"]
+    assert slow["level"] == "warning" and slow["data"]["endpoint"] == "/v1/chat/completions"
 
 
 def test_handler_made_503_and_unhandled_database_error_are_classified(run: Any) -> None:
