@@ -5,6 +5,12 @@ app's own sentry_sdk calls) adds to one :class:`RequestCapture`; when the reques
 built and queued. An exception that is already captured, or that sits in the __cause__/__context__
 chain of one that is, is not captured again: one exception, one event. Outside a request, captures are
 emitted at once.
+
+A *soft* capture (a log record, an exception leaving an asyncio task) is provisional while its
+request runs: a later capture point that sees the same exception, or one chained to it, knows more
+(the route, the HTTPException it became) and replaces it, so the seeds' ``logger.error(...,
+exc_info=True); raise HTTPException(500) from e`` stays one event. A capture that arrives after its
+request ended (a task that outlived the response) is emitted at once with that request's context.
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import threading
 import time
+from collections import deque
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -100,13 +109,15 @@ def _overlaps(a: BaseException, b: BaseException) -> bool:
 class RequestCapture:
     """Per-request state: request facts and the errors captured while serving it."""
 
-    __slots__ = ("errors", "scope", "started", "status_code")
+    __slots__ = ("breadcrumbs", "done", "errors", "scope", "started", "status_code")
 
     def __init__(self, scope: dict[str, Any]) -> None:
         self.scope = scope
         self.started = time.time()
         self.status_code: Optional[int] = None
         self.errors: list[CapturedError] = []
+        self.done = False  # set when the request's events are emitted; later captures go out at once
+        self.breadcrumbs: Optional[deque[dict[str, Any]]] = None  # filled by _logging, bounded
 
     def facts(self) -> RequestFacts:
         """Built only when an error needs them: requests that succeed pay nothing for headers."""
@@ -118,6 +129,60 @@ class RequestCapture:
 
     def already_captured(self, exc: BaseException) -> bool:
         return any(_overlaps(error.exception, exc) for error in self.errors)
+
+
+def _members(exc: BaseException) -> list[BaseException]:
+    """exc's chain plus, for exception groups (TaskGroup, gather), their members; bounded."""
+    found: list[BaseException] = []
+    pending = [exc]
+    while pending and len(found) < _MAX_CHAIN * 2:
+        for member in exception_chain(pending.pop()):
+            found.append(member)
+            grouped = getattr(member, "exceptions", None)  # BaseExceptionGroup, or its backport
+            if isinstance(grouped, tuple):
+                pending.extend(e for e in grouped if isinstance(e, BaseException))
+    return found
+
+
+def _supersede(request: RequestCapture, exc: BaseException) -> list[CapturedError]:
+    """Remove and return the request's soft captures that exc (its chain, its group members) holds."""
+    members = _members(exc)
+    removed = [e for e in request.errors if e.soft and any(m is e.exception for m in members)]
+    if removed:
+        request.errors[:] = [e for e in request.errors if not any(e is r for r in removed)]
+    return removed
+
+
+def _inherit(error: CapturedError, earlier: list[CapturedError]) -> None:
+    """What the replaced soft captures knew (category tags, contexts, the log message) carries over."""
+    for old in earlier:
+        error.tags = {**{k: v for k, v in old.tags.items() if k not in _NOT_INHERITED}, **error.tags}
+        error.contexts = {**old.contexts, **error.contexts}
+        error.extra = {**old.extra, **error.extra}
+        error.logentry = error.logentry or old.logentry
+        error.logger = error.logger or old.logger
+
+
+# Orders "join the request's events" against "the request ends" for captures made on other threads
+# (a thread or an executor job started by the request), so an error is never lost in between.
+_end_lock = threading.Lock()
+
+
+def _join(request: RequestCapture, error: CapturedError) -> bool:
+    with _end_lock:
+        if request.done:
+            return False
+        request.errors.append(error)
+        return True
+
+
+def finish(request: RequestCapture) -> None:
+    """Mark the request ended: its event list is final, later captures are emitted on their own."""
+    with _end_lock:
+        request.done = True
+
+
+_NOT_INHERITED = frozenset({"background", "background_task"})  # where the soft capture was made
 
 
 def current_request() -> Optional[RequestCapture]:
@@ -143,18 +208,28 @@ def capture(
     status_code: Optional[int] = None,
     request: Optional[RequestCapture] = None,
     record_on_span: bool = False,
+    tags: Optional[Mapping[str, str]] = None,
+    contexts: Optional[Mapping[str, dict[str, Any]]] = None,
+    extra: Optional[Mapping[str, Any]] = None,
+    logentry: Optional[dict[str, Any]] = None,
+    logger_name: Optional[str] = None,
+    soft: bool = False,
 ) -> Optional[str]:
     """Capture one live exception; returns its event id, or None when it was a duplicate.
 
-    Never raises: a failure here is logged and counted, never passed to the host app.
+    ``tags``/``contexts``/``extra`` must already be sanitized (see ``_sanitize``). Never raises: a
+    failure here is logged and counted, never passed to the host app.
     """
     try:
         request = request or _current_request.get()
         tb = tb if tb is not None else exc.__traceback__
-        if captured_before(exc, tb):
+        active = request is not None and not request.done
+        superseded = _supersede(request, exc) if active and not soft else []  # type: ignore[arg-type]
+        if not superseded and captured_before(exc, tb):
             return None
-        if request is not None and (
-            request.already_captured(exc) or len(request.errors) >= _MAX_CAPTURES_PER_REQUEST
+        if active and (
+            request.already_captured(exc)  # type: ignore[union-attr]
+            or len(request.errors) >= _MAX_CAPTURES_PER_REQUEST  # type: ignore[union-attr]
         ):
             return None
         _mark_captured(exc, tb)
@@ -176,9 +251,19 @@ def capture(
             level=level,
             status_code=status_code,
             span_context=span.get_span_context(),
+            tags=dict(tags or {}),
+            contexts=dict(contexts or {}),
+            extra=dict(extra or {}),
+            logentry=logentry,
+            logger=logger_name,
+            soft=soft,
+            breadcrumbs=list(request.breadcrumbs or ()) if request is not None else [],
         )
-        if request is not None:
-            request.errors.append(error)
+        _inherit(error, superseded)
+        if request is not None and _join(request, error):
+            pass
+        elif request is not None:  # the request already ended: emit now, with its context
+            runtime.emit(error, request.facts(runtime), request.failed_spans)
         else:
             runtime.emit(error, None)
         return error.event_id

@@ -57,6 +57,9 @@ def apply_environment_defaults(environ: Optional[MutableMapping[str, str]] = Non
             "OTEL_TRACES_EXPORTER=%s names; FastAPI's own exporter would export every span twice",
             env.get("OTEL_TRACES_EXPORTER"),
         )
+    from ._debug_route import exclude_from_tracing
+
+    exclude_from_tracing(env)  # a test event must not count as a failed request anywhere
 
 
 def _available_exporters(group: str) -> set[str]:
@@ -107,6 +110,10 @@ def ensure_runtime(**overrides: Any) -> Runtime:
     if runtime.settings.adopt_sentry_sdk:
         _sentry_sdk_interop.install()
     instrument_starlette()
+    from . import _background, _logging
+
+    _background.install()  # background tasks, asyncio, threads, executors (+ the debug route)
+    _logging.install(runtime.settings.log_event_level, runtime.settings.log_breadcrumb_level)
     return runtime
 
 

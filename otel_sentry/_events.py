@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanContext
 
 from ._event_common import EventDefaults, runtime_contexts
 from ._redact import sanitize_headers, sanitize_query, scrub_data, scrub_text
+from ._sanitize import clip, frame_repr
 from ._span_semantics import http_status_to_span_status
 
 MAX_TAG_VALUE = 200
@@ -44,6 +45,8 @@ class FrameOptions:
             "include_source_context": self.include_source_context,
             "max_value_length": self.max_value_length,
             "add_full_stack": False,
+            # A __repr__ that raises or never returns must not break or block the capture.
+            "custom_repr": frame_repr,
         }
 
 
@@ -70,7 +73,7 @@ def exception_values(
             if "vars" in frame:
                 frame["vars"] = scrub_data(frame["vars"])
         if isinstance(value.get("value"), str):
-            text = scrub_text(value["value"])
+            text = scrub_text(clip(value["value"], MAX_MESSAGE * 2))  # scrubbing megabytes is slow
             value["value"] = text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
     return values
 
@@ -134,6 +137,12 @@ class CapturedError:
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     tags: dict[str, str] = field(default_factory=dict)
     contexts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Set by the capture helpers, the logging handler and the background hooks (all sanitized).
+    extra: dict[str, Any] = field(default_factory=dict)
+    logentry: Optional[dict[str, Any]] = None
+    logger: Optional[str] = None
+    breadcrumbs: list[dict[str, Any]] = field(default_factory=list)
+    soft: bool = False  # provisional: a later capture of the same exception in the request replaces it
 
 
 def _tag(value: object) -> str:
@@ -195,4 +204,13 @@ def error_event(
     tags.update({k: _tag(v) for k, v in error.tags.items()})
     event["tags"] = tags
     contexts.update(error.contexts)
+    if error.extra:
+        event["extra"] = error.extra
+    if error.logentry:
+        event["logentry"] = error.logentry
+    if error.logger:
+        event["logger"] = error.logger
+    if error.breadcrumbs:  # recorded before this event, so they come before the request's own
+        earlier = (event.get("breadcrumbs") or {}).get("values") or []
+        event["breadcrumbs"] = {"values": [*error.breadcrumbs, *earlier]}
     return defaults.apply(event)

@@ -118,7 +118,7 @@ _VALUE_RULES: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]],
     ("aws_key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), lambda m: REDACTED),
     ("url_userinfo", _URL_USERINFO, lambda m: f"{m.group('scheme')}{REDACTED}@"),
 )
-_CARD = re.compile(r"(?<![\d.])(?:\d(?:[ +-]|%20)?){12,18}\d(?![\d.])")
+_CARD = re.compile(r"(?<![\w.])(?:\d(?:[ +-]|%20)?){12,18}\d(?![\w.])")  # not inside ids (hex trace ids)
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{24,}={0,2}")
 # Cheap pre-check: text without any of these cannot match a value rule.
 _TRIGGERS = re.compile(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ._event_common import EventDefaults
 from ._events import CapturedError, FrameOptions, RequestFacts, error_event
+from ._sanitize import fit_event
 from ._settings import Settings
 from ._spool import open_spool
 from ._transport import ERROR, TRANSACTION, HttpDestination, InboxDestination, Transport, TransportStats
@@ -99,6 +100,8 @@ class Runtime:
         from sentry_sdk.envelope import Envelope
 
         event = _json_safe(event)
+        if category == ERROR:  # strict JSON, valid UTF-8, within Sentry's 1 MiB per event
+            event = fit_event(event)
         trace_context = event.get("contexts", {}).get("trace", {})
         # sentry-sdk's convention: a transaction carries its sampling context in the trace context,
         # and the client moves it to the envelope header, where Sentry's dynamic sampling reads it.

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import math
 import os
+import re
 import socket
 import urllib.parse
 from collections.abc import Mapping
@@ -134,6 +135,33 @@ def _parse_path(raw: str) -> Path:
 
 
 BOOL = "true or false (also 1/0, yes/no, on/off)"
+LOG_LEVEL = "a logging level (DEBUG, INFO, WARNING, ERROR, CRITICAL or a number), or off"
+_DEBUG_ROUTE_PATH = re.compile(r"^/[A-Za-z0-9/_.~-]+$")
+
+
+def _parse_log_level(raw: str) -> Optional[int]:
+    value = raw.strip().upper()
+    if value in ("OFF", "NONE", "FALSE", "0", ""):
+        return None
+    if value.isdigit() and 0 < int(value) <= 50:
+        return int(value)
+    level = {"WARN": logging.WARNING, "FATAL": logging.CRITICAL}.get(value, logging.getLevelName(value))
+    if isinstance(level, int):
+        return level
+    raise ValueError(raw)
+
+
+def _parse_debug_route(raw: str) -> Optional[str]:
+    """true -> /sentry-debug, false/empty -> off, or a path of its own."""
+    value = raw.strip()
+    try:
+        return "/sentry-debug" if _parse_bool(value) else None
+    except ValueError:
+        pass
+    if _DEBUG_ROUTE_PATH.match(value):
+        return value
+    raise ValueError(raw)
+
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -266,6 +294,45 @@ SETTINGS: tuple[Setting, ...] = (
         "exception, one event) and drop its transactions (no second set).",
     ),
     Setting(
+        "capture_background",
+        ("OTEL_SENTRY_CAPTURE_BACKGROUND",),
+        _parse_bool,
+        True,
+        BOOL,
+        "Capture exceptions raised in background work (Starlette/FastAPI BackgroundTasks, asyncio tasks "
+        "and loop callbacks, threads, ThreadPoolExecutor jobs), linked to the request that started it.",
+    ),
+    Setting(
+        "log_event_level",
+        ("OTEL_SENTRY_LOG_EVENT_LEVEL",),
+        _parse_log_level,
+        logging.ERROR,
+        LOG_LEVEL,
+        "Log records at or above this level become Sentry events (with their exception, if any); "
+        "as sentry-sdk's LoggingIntegration(event_level=...).",
+        default_doc="ERROR",
+    ),
+    Setting(
+        "log_breadcrumb_level",
+        ("OTEL_SENTRY_LOG_BREADCRUMB_LEVEL",),
+        _parse_log_level,
+        logging.INFO,
+        LOG_LEVEL,
+        "Log records at or above this level become breadcrumbs on later events of the same request; "
+        "as sentry-sdk's LoggingIntegration(level=...).",
+        default_doc="INFO",
+    ),
+    Setting(
+        "debug_route",
+        ("OTEL_SENTRY_DEBUG_ROUTE",),
+        _parse_debug_route,
+        None,
+        f"{BOOL}, or a path such as /internal/sentry-debug",
+        "Add the seeds' test endpoint to Starlette/FastAPI apps (true means /sentry-debug): GET captures "
+        "a test event and returns its id, ?raise_exception=true raises one. Not traced.",
+        default_doc="off",
+    ),
+    Setting(
         "rules_file",
         ("OTEL_SENTRY_RULES_FILE",),
         _parse_path,
@@ -374,6 +441,10 @@ class Settings:
     in_app_exclude: tuple[str, ...] = ()
     transactions: bool = True
     adopt_sentry_sdk: bool = True
+    capture_background: bool = True
+    log_event_level: Optional[int] = logging.ERROR
+    log_breadcrumb_level: Optional[int] = logging.INFO
+    debug_route: Optional[str] = None
     rules_file: Optional[Path] = None
     inbox_dir: Optional[Path] = None
     inbox_max_envelopes: int = 10_000

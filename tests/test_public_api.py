@@ -10,7 +10,21 @@ import otel_sentry
 from otel_sentry.testing import SentryIngest
 from tests.support.apps import clean_env
 
-EXPECTED = ["ConfigurationError", "Settings", "__version__", "configure", "flush"]
+EXPECTED = [
+    "ConfigurationError",
+    "Settings",
+    "__version__",
+    "auto_capture_errors",
+    "capture_auth_error",
+    "capture_cache_error",
+    "capture_database_error",
+    "capture_error",
+    "capture_model_health_error",
+    "capture_payment_error",
+    "capture_provider_error",
+    "configure",
+    "flush",
+]
 
 
 def test_all_is_sorted_and_guarded() -> None:

@@ -23,7 +23,8 @@ Which request triggers which failure mode:
                                  ValueError raised by a helper
   POST /api/payments/webhook bad/missing signature 400; "charge.succeeded" 200 (credits added);
                              "charge.failed" 402: the credit claw-back violates a sqlite CHECK
-                                 constraint, HTTPException(402) from IntegrityError (4xx: not an issue)
+                                 constraint, HTTPException(402) from IntegrityError (4xx: not an issue;
+                                 the logger.error before it is, with the IntegrityError attached)
                              "invoice.paid" 500: unhandled sqlite3.OperationalError (no such table)
   POST /auth/login           good password 200, bad password 401
   GET  /api/users/me, /api/keys   200 with a key, 401 without
