@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ._event_common import EventDefaults
 from ._events import CapturedError, FrameOptions, RequestFacts, error_event
-from ._sanitize import fit_event
+from ._fit_event import fit_event
 from ._settings import Settings
 from ._spool import open_spool
 from ._transport import ERROR, TRANSACTION, HttpDestination, InboxDestination, Transport, TransportStats

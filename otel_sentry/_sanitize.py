@@ -3,7 +3,8 @@
 Capture helpers receive arbitrary objects: non-exceptions, recursive or huge ``details``, objects
 whose ``__repr__`` raises or never returns, bytes that are not UTF-8, strings with lone surrogates.
 Everything here returns a value that serializes (strict JSON, valid UTF-8) within Sentry's limits
-(1 MiB per event item, 8,192 characters per message, 200 per tag value).
+(1 MiB per event item, 8,192 characters per message, 200 per tag value; whole events are fitted
+by ``_fit_event``).
 
 A ``__repr__`` that never returns cannot be interrupted from the thread that called it, so the
 ``repr()`` of an object whose type is not known to be safe runs on a helper thread and the caller
@@ -18,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import decimal
-import json
 import math
 import os
 import pathlib
@@ -403,105 +403,3 @@ def _data(value: object, depth: int, seen: set[int], room: _Budget, max_string: 
     text = safe_repr(value, max_string)
     room.left -= len(text) + 2
     return text
-
-
-# -- whole events --------------------------------------------------------------------------------
-
-
-def _size(event: Any) -> Optional[int]:
-    try:
-        text = json.dumps(event, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        return len(text.encode("utf-8"))
-    except (ValueError, TypeError, RecursionError):  # lone surrogates (UnicodeEncodeError), NaN
-        return None
-
-
-def _clean(value: Any, depth: int = 0) -> Any:
-    if depth > 50:
-        return "[truncated]"
-    if isinstance(value, str):
-        return fix_text(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if isinstance(value, dict):
-        return {fix_text(str(k)): _clean(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v, depth + 1) for v in value]
-    return value
-
-
-def _stacktraces(event: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for value in (event.get("exception") or {}).get("values") or ():
-        stacktrace = value.get("stacktrace") if isinstance(value, dict) else None
-        if isinstance(stacktrace, dict):
-            yield stacktrace
-
-
-def _drop_frame_keys(event: dict[str, Any], keys: tuple[str, ...]) -> None:
-    for stacktrace in _stacktraces(event):
-        for frame in stacktrace.get("frames") or ():
-            for key in keys:
-                frame.pop(key, None)
-
-
-def _trim_frames(event: dict[str, Any], keep: int) -> None:
-    for stacktrace in _stacktraces(event):
-        frames = stacktrace.get("frames") or []
-        if len(frames) > keep:
-            half = keep // 2
-            stacktrace["frames"] = frames[:half] + frames[-half:]
-
-
-def _trim_containers(event: dict[str, Any]) -> None:
-    for key in ("contexts", "extra"):
-        section = event.get(key)
-        if isinstance(section, dict):
-            for name in list(section):
-                if name != "trace" and (_size(section[name]) or MAX_EVENT_BYTES) > MAX_DATA_BYTES:
-                    section[name] = {"removed": "over the size limit"} if key == "contexts" else "[removed]"
-
-
-def _cap_messages(event: dict[str, Any], limit: int) -> None:
-    for value in (event.get("exception") or {}).get("values") or ():
-        if isinstance(value.get("value"), str):
-            value["value"] = cap(value["value"], limit)
-    entry = event.get("logentry")
-    if isinstance(entry, dict):
-        for key in ("message", "formatted"):
-            if isinstance(entry.get(key), str):
-                entry[key] = cap(entry[key], limit)
-        entry.pop("params", None)
-
-
-def _keep_outer_exceptions(event: dict[str, Any]) -> None:
-    exception = event.get("exception")
-    if isinstance(exception, dict) and isinstance(exception.get("values"), list):
-        exception["values"] = exception["values"][-3:]
-
-
-def fit_event(event: dict[str, Any]) -> dict[str, Any]:
-    """The event as strict JSON within 1 MiB: cheap check first, then shrink step by step (breadcrumbs,
-    frame variables, source context, big contexts, middle frames, chained exceptions)."""
-    if (_size(event) or MAX_EVENT_BYTES + 1) <= MAX_EVENT_BYTES:
-        return event
-    event = _clean(event)
-    steps: list[Callable[[dict[str, Any]], None]] = [
-        lambda e: _cap_messages(e, MAX_MESSAGE),
-        lambda e: e.get("breadcrumbs", {}).update(values=e.get("breadcrumbs", {}).get("values", [])[-20:]),
-        lambda e: _drop_frame_keys(e, ("vars",)),
-        lambda e: _drop_frame_keys(e, ("pre_context", "post_context")),
-        _trim_containers,
-        lambda e: e.pop("breadcrumbs", None),
-        lambda e: _trim_frames(e, 50),
-        lambda e: (e.get("exception") or {}).update(
-            values=((e.get("exception") or {}).get("values") or [])[-3:]
-        ),
-        lambda e: _cap_messages(e, 1024),
-        lambda e: _trim_frames(e, 10),
-    ]
-    for step in steps:
-        if (_size(event) or MAX_EVENT_BYTES + 1) <= MAX_EVENT_BYTES:
-            break
-        with contextlib.suppress(Exception):
-            step(event)
-    return event

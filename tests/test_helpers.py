@@ -398,3 +398,21 @@ def test_any_details_and_tags_make_a_valid_event(
     assert event_id
     (event,) = events(sentry_ingest, runtime, 1)
     relay.assert_valid(event)
+
+
+def test_an_event_over_one_mib_is_shrunk_to_fit(runtime: Runtime, sentry_ingest: SentryIngest) -> None:
+    def dive(depth: int) -> None:
+        payload = f"{depth}" * 200_000  # a 200 KB local in each frame: ~2 MB of frame data
+        if depth == 0:
+            raise RecursionError(f"bottom reached with {len(payload)} bytes per frame")
+        dive(depth - 1)
+
+    try:
+        dive(10)
+    except RecursionError as exc:
+        assert otel_sentry.capture_error(exc)
+    (event,) = events(sentry_ingest, runtime, 1)
+    assert max(_item_sizes(sentry_ingest)) <= _sanitize.MAX_EVENT_BYTES
+    frames = event["exception"]["values"][-1]["stacktrace"]["frames"]
+    assert [f["function"] for f in frames].count("dive") == 11  # the stack is kept, its data shrunk
+    relay.assert_valid(event)
