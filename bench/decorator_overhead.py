@@ -38,6 +38,25 @@ async def decorated_async(user_id: int, amount: float) -> float:
     return amount * 2
 
 
+def _generic_wrapper_of(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The same decorator with its generated wrapper turned off: the ``*args, **kwargs`` fallback."""
+    from otel_sentry import _decorator
+
+    generated = _decorator.fast_wrapper
+    _decorator.fast_wrapper = lambda *args: None  # type: ignore[assignment]
+    try:
+        return auto_capture_errors(func)
+    finally:
+        _decorator.fast_wrapper = generated
+
+
+def plain_too(user_id: int, amount: float) -> float:
+    return amount * 2
+
+
+generic = _generic_wrapper_of(plain_too)
+
+
 class Service:
     def plain(self, user_id: int) -> int:
         return user_id
@@ -79,6 +98,7 @@ def main() -> None:
     service = Service()
     pairs = {
         "sync function": (time_sync, plain, decorated),
+        "sync, generic fallback": (time_sync, plain_too, generic),
         "method": (time_method, service.plain, service.decorated),
         "async function (awaited)": (time_async, plain_async, decorated_async),
     }
