@@ -12,13 +12,14 @@ import logging
 import os
 import threading
 from collections.abc import MutableMapping
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from opentelemetry.util._importlib_metadata import entry_points
 
+from . import _env_checks
 from ._redact import mask_url_secrets
 from ._runtime import Runtime, get_runtime, set_runtime
-from ._settings import load_settings
+from ._settings import ConfigurationError, load_settings, strict_requested
 
 logger = logging.getLogger("otel_sentry")
 
@@ -66,9 +67,12 @@ def _available_exporters(group: str) -> set[str]:
     return {ep.name for ep in entry_points(group=group)}
 
 
-def validate_exporter_names(environ: Optional[MutableMapping[str, str]] = None) -> dict[str, list[str]]:
+def validate_exporter_names(
+    environ: Optional[MutableMapping[str, str]] = None, report: Optional[Callable[[str], None]] = None
+) -> dict[str, list[str]]:
     """Drop unknown exporter names with one clear line each, so the SDK never raises at startup."""
     env = os.environ if environ is None else environ
+    report = report or _env_checks.warn
     protocol = (env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").strip()
     result: dict[str, list[str]] = {}
     for signal, (var, group) in _SIGNALS.items():
@@ -87,9 +91,7 @@ def validate_exporter_names(environ: Optional[MutableMapping[str, str]] = None) 
                 if name == "otlp"
                 else f"installed: {', '.join(sorted(available)) or 'none'}"
             )
-            logger.warning(
-                "otel_sentry: invalid %s entry %r: unknown exporter (%s); ignoring it", var, name, hint
-            )
+            report(f"invalid {var} entry {name!r}: unknown exporter ({hint}); ignoring it")
         if names != valid:
             env[var] = ",".join(valid) or "none"
         result[signal] = valid
@@ -137,12 +139,19 @@ def configure_pipeline(
 
         keep_our_warnings_visible()
         apply_environment_defaults()
+        # Strict mode collects every problem and raises once; otherwise each is one warning line and
+        # the variable is rewritten to its safe value before the SDK reads it.
+        problems: list[str] = []
+        report = problems.append if strict_requested() else _env_checks.warn
         if os.environ.get("OTEL_CONFIG_FILE"):
-            logger.warning(
-                "otel_sentry: OTEL_CONFIG_FILE is set but otel_sentry builds the pipeline from environment "
+            report(
+                "OTEL_CONFIG_FILE is set but otel_sentry builds the pipeline from environment "
                 "variables; the file is ignored"
             )
-        exporters = validate_exporter_names()
+        _env_checks.check_environment(os.environ, report)
+        exporters = validate_exporter_names(report=report)
+        if problems:
+            raise ConfigurationError("otel_sentry: strict mode: " + "; ".join(problems))
         runtime: Optional[Runtime] = None
         if "sentry" in exporters["traces"]:
             runtime = ensure_runtime(**overrides)
@@ -161,4 +170,9 @@ def configure_pipeline(
             auto_instrumentation_version=auto_instrumentation_version,
             exporter_args_map={SentrySpanExporter: {"runtime": runtime}} if runtime else None,
         )
+        from opentelemetry import trace
+
+        from ._failsafe import guard_provider_sampler
+
+        guard_provider_sampler(trace.get_tracer_provider())  # ours runs inside start_span: guarded
         return runtime

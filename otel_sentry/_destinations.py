@@ -21,7 +21,21 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol
 
+import urllib3
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
 from ._redact import mask_url_secrets
+
+try:
+    import certifi
+except ImportError:  # pragma: no cover - sentry-sdk depends on it
+    certifi = None  # type: ignore[assignment]
+
+# Everything the worker thread needs is imported here, never lazily from the worker: a fork() taken
+# while the worker imports a module leaves that module's import lock held forever in the child, whose
+# own worker then blocks on the same import (bench/faults.py found it). getaddrinfo() encodes the
+# host name with the idna codec, imported on first use: load it now.
+"localhost".encode("idna")
 
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 _MAX_RESPONSE_BYTES = 1 << 20
@@ -71,8 +85,6 @@ class Destination(Protocol):
 
 def _suppressed() -> Any:
     # Our own HTTP requests must never be traced by an HTTP client instrumentation.
-    from opentelemetry.instrumentation.utils import suppress_instrumentation
-
     return suppress_instrumentation()
 
 
@@ -83,8 +95,6 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
     try:
         seconds = float(value)
     except ValueError:
-        import urllib3
-
         try:
             seconds = float(urllib3.util.Retry().parse_retry_after(value))
         except Exception:
@@ -127,11 +137,8 @@ def parse_rate_limits(headers: Any, status: int, now: Optional[float] = None) ->
 def _ssl_context() -> ssl.SSLContext:
     # As sentry-sdk: an explicit bundle from the environment, else certifi's, else the system's.
     cafile = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE")
-    if not cafile:
-        with contextlib.suppress(ImportError):
-            import certifi
-
-            cafile = certifi.where()
+    if not cafile and certifi is not None:
+        cafile = certifi.where()
     return ssl.create_default_context(cafile=cafile)
 
 

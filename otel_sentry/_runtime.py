@@ -91,7 +91,11 @@ class Runtime:
             self.internal_error("building an error event")
 
     def emit_request(self, request: RequestCapture) -> None:
-        facts = request.facts()
+        try:
+            facts: Optional[RequestFacts] = request.facts()
+        except Exception:
+            self.internal_error("building the request's facts")
+            facts = None  # the events still go out, without request facts
         for error in request.errors:
             self.emit(error, facts)
 

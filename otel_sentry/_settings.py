@@ -476,8 +476,30 @@ def parse_resource_attributes(raw: str | None) -> dict[str, str]:
     return attributes
 
 
+def mask_secret(raw: str) -> str:
+    """A secret setting as a warning line may show it: a URL keeps its scheme, host and path (the
+    part that is usually wrong) with any userinfo masked, also without a scheme; anything else
+    is masked whole."""
+    masked = mask_url_secrets(raw)
+    scheme, sep, rest = masked.rpartition("://")
+    if "@" in rest:  # "key:secret@host/1" without a scheme, or a userinfo the pattern missed
+        rest = "[REDACTED]@" + rest.rpartition("@")[2]
+    masked = f"{scheme}{sep}{rest}"
+    if "@" not in masked and "://" not in masked and masked.strip():
+        return "[REDACTED]"
+    return re.sub(r"(?i)(sentry_key|sentry_secret|key|secret|token)=[^&\s]+", r"\1=[REDACTED]", masked)
+
+
 def _display(setting: Setting, raw: str) -> str:
-    return mask_url_secrets(raw) if setting.secret else raw
+    return mask_secret(raw) if setting.secret else raw
+
+
+def strict_requested(environ: Mapping[str, str] | None = None) -> bool:
+    """OTEL_SENTRY_STRICT, read on its own: it decides how the other problems are reported."""
+    try:
+        return _parse_bool((os.environ if environ is None else environ).get("OTEL_SENTRY_STRICT", ""))
+    except ValueError:
+        return False
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -116,9 +116,13 @@ class Spool:
             claimed = self.directory / f"{name}.{os.getpid()}.claim"
             try:
                 os.rename(source, claimed)  # atomic: exactly one process wins
-                return claimed, claimed.read_bytes()
             except OSError:
                 continue  # another process took it, or it vanished
+            try:
+                return claimed, claimed.read_bytes()
+            except OSError:
+                self.release(claimed)  # not ours to lose: leave it for a later attempt
+                return None
 
     def done(self, claimed: Path) -> None:
         """Delivered or counted as dropped: forget it."""

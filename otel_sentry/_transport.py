@@ -42,6 +42,7 @@ from ._destinations import (
     HttpDestination,
     InboxDestination,
 )
+from ._failsafe import internal_error
 from ._spool import Spool
 
 __all__ = [
@@ -304,9 +305,9 @@ class Transport:
                 else:
                     self._send_report()
             except Exception:  # a bug here must never kill delivery for the rest of the process
-                self._log_once("internal", "internal error while delivering an envelope", exc_info=True)
                 if isinstance(job, _Queued):
                     self._drop(job, reports.INTERNAL_ERROR)
+                internal_error(f"delivering an envelope to {self.destination.name}")  # raises in tests
             finally:
                 with self._lock:
                     self._in_flight = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -144,3 +145,23 @@ def test_gunicorn_preload_workers_each_export_their_own_events(sentry_ingest: Se
     ]
     with app:
         check_every_worker_exports_once(app, sentry_ingest, workers=4)
+
+
+def test_the_delivery_worker_imports_nothing_so_a_fork_cannot_catch_it_mid_import() -> None:
+    """A fork() taken while a thread imports a module leaves that module's import lock held forever
+    in the child: had our worker imported anything lazily on its first send, the child's worker would
+    block on the same import (bench/faults.py caught it with encodings.idna). Checked in a fresh
+    interpreter, on the first delivery ever."""
+    script = (
+        "import sys, otel_sentry._transport as t\n"
+        "from otel_sentry.testing import SentryIngest\n"
+        "with SentryIngest() as ingest:\n"
+        "    transport = t.Transport(t.HttpDestination.for_dsn(ingest.dsn(), timeout=5.0))\n"
+        "    before = set(sys.modules)\n"
+        "    transport.submit(b'{}\\n', t.ERROR)\n"
+        "    assert transport.flush(5)\n"
+        "    print(sorted(set(sys.modules) - before))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", result.stdout

@@ -119,6 +119,8 @@ class FaultProxy:
 
     def _forward(self, conn: socket.socket) -> None:
         upstream = socket.create_connection(("127.0.0.1", self.target_port))
+        for sock in (conn, upstream):  # relay small segments at once (no Nagle/delayed-ACK stall)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             self._conns.append(upstream)
         try:
