@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, Optional
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
+from ._classify import FailedSpan
+from ._enrich import enrich
 from ._events import CapturedError, RequestFacts, exception_values
 
 if TYPE_CHECKING:
@@ -109,23 +111,35 @@ def _overlaps(a: BaseException, b: BaseException) -> bool:
 class RequestCapture:
     """Per-request state: request facts and the errors captured while serving it."""
 
-    __slots__ = ("breadcrumbs", "done", "errors", "scope", "started", "status_code")
+    __slots__ = ("_facts", "breadcrumbs", "done", "errors", "failed_spans", "scope", "started", "status_code")
 
     def __init__(self, scope: dict[str, Any]) -> None:
         self.scope = scope
         self.started = time.time()
         self.status_code: Optional[int] = None
         self.errors: list[CapturedError] = []
+        self.failed_spans: list[FailedSpan] = []
+        self._facts: Optional[RequestFacts] = None
         self.done = False  # set when the request's events are emitted; later captures go out at once
         self.breadcrumbs: Optional[deque[dict[str, Any]]] = None  # filled by _logging, bounded
 
-    def facts(self) -> RequestFacts:
-        """Built only when an error needs them: requests that succeed pay nothing for headers."""
-        facts = RequestFacts.from_scope(self.scope)
-        facts.started = self.started
+    def facts(self, runtime: Runtime) -> RequestFacts:
+        """Built once, only for sampled or failed requests: the others pay nothing for headers or users.
+        A later call (the events at the end of the request) refreshes status and duration."""
+        facts = self._facts
+        if facts is None:
+            facts = RequestFacts.from_scope(self.scope)
+            facts.started = self.started
         facts.status_code = self.status_code
         facts.update_route(self.scope)
-        return facts
+        self._facts = enrich(
+            facts,
+            self.scope,
+            runtime.rules,
+            slow_threshold=runtime.settings.slow_request_seconds,
+            hash_secret=runtime.hash_secret,
+        )
+        return self._facts
 
     def already_captured(self, exc: BaseException) -> bool:
         return any(_overlaps(error.exception, exc) for error in self.errors)

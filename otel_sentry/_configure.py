@@ -19,7 +19,7 @@ from opentelemetry.util._importlib_metadata import entry_points
 from . import _env_checks
 from ._redact import mask_url_secrets
 from ._runtime import Runtime, get_runtime, set_runtime
-from ._settings import ConfigurationError, load_settings, strict_requested
+from ._settings import ConfigurationError, Settings, load_settings, strict_requested
 
 logger = logging.getLogger("otel_sentry")
 
@@ -31,6 +31,7 @@ _SIGNALS = {
 _OTLP_BY_PROTOCOL = {"grpc": "otlp_proto_grpc", "http/protobuf": "otlp_proto_http"}
 _configured = False
 _configure_lock = threading.Lock()
+_settings: Optional[Settings] = None
 
 
 def _otlp_endpoint_set(environ: MutableMapping[str, str], signal: str) -> bool:
@@ -46,7 +47,21 @@ def apply_environment_defaults(environ: Optional[MutableMapping[str, str]] = Non
     collector."""
     env = os.environ if environ is None else environ
     env.setdefault("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    # Selected request headers on server spans (the standard variables; the user's values win), with
+    # the instrumentation's own sanitizing set to the seeds' sensitive names.
+    env.setdefault(
+        "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
+        "content-type,content-length,user-agent,accept,x-request-id,x-forwarded-proto",
+    )
+    env.setdefault("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE", "content-type,content-length")
+    env.setdefault(
+        "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS",
+        ".*authorization.*,.*cookie.*,.*token.*,.*api-key.*,.*apikey.*,.*secret.*,.*password.*,.*session.*",
+    )
     env.setdefault("OTEL_TRACES_EXPORTER", "otlp,sentry" if _otlp_endpoint_set(env, "traces") else "sentry")
+    # The seeds' per-route sampling, parent-based; Sentry's headers next to W3C's (docs/sampling.md).
+    env.setdefault("OTEL_TRACES_SAMPLER", "otel_sentry")
+    env.setdefault("OTEL_PROPAGATORS", "tracecontext,baggage,sentry")
     for signal in ("metrics", "logs"):
         env.setdefault(_SIGNALS[signal][0], "otlp" if _otlp_endpoint_set(env, signal) else "none")
     if env.get("FASTAPI_OTEL_AUTO_CONFIGURE", "").strip().lower() in ("1", "true", "yes", "on"):
@@ -125,6 +140,15 @@ def _describe(destination: Any) -> str:
     return f"{destination.name} ({url or inbox})"
 
 
+def _scrubbed_batch_processor(exporter: Any) -> Any:
+    """Every exporter (OTLP, console, sentry, ...) sees spans only after scrubbing."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from ._scrubbing_exporter import ScrubbingSpanExporter
+
+    return BatchSpanProcessor(ScrubbingSpanExporter(exporter))
+
+
 def configure_pipeline(
     *, auto_instrumentation_version: Optional[str] = None, **overrides: Any
 ) -> Optional[Runtime]:
@@ -153,26 +177,74 @@ def configure_pipeline(
         if problems:
             raise ConfigurationError("otel_sentry: strict mode: " + "; ".join(problems))
         runtime: Optional[Runtime] = None
+        global _settings
         if "sentry" in exporters["traces"]:
             runtime = ensure_runtime(**overrides)
+            _settings = runtime.settings
             from ._shutdown import install_sigterm_handler
 
             install_sigterm_handler()  # deliver or count what is queued when SIGTERM ends the process
         else:
-            load_settings(**overrides)  # still validate and report bad values once
+            _settings = load_settings(**overrides)  # still validate and report bad values once
             logger.info("otel_sentry: 'sentry' is not in OTEL_TRACES_EXPORTER; no Sentry events are sent")
+
+        from ._promotion import PromotionProcessor
+        from ._propagator import install_global_propagators
+        from ._sampling_metrics import process_counters
+
+        install_global_propagators()
+        promotion = (
+            PromotionProcessor(
+                max_traces=_settings.promotion_max_traces,
+                max_spans_per_trace=_settings.promotion_max_spans,
+                max_seconds=_settings.promotion_max_seconds,
+                counters=process_counters(),
+            )
+            if _settings.promotion
+            else None
+        )
 
         from opentelemetry.sdk._configuration import _initialize_components
 
         from ._exporter import SentrySpanExporter
+        from ._failed_spans import FailedSpanRecorder
+        from ._failsafe import GuardedSpanProcessor, guard_provider_sampler
 
+        # promoted spans go to every export processor, so promotion keeps track of them
+        export_processor = (
+            promotion.track(_scrubbed_batch_processor) if promotion else _scrubbed_batch_processor
+        )
         _initialize_components(
             auto_instrumentation_version=auto_instrumentation_version,
             exporter_args_map={SentrySpanExporter: {"runtime": runtime}} if runtime else None,
+            # ours run inside the request's start_span/end: guarded, so a bug never fails it
+            span_processors=[
+                GuardedSpanProcessor(p) for p in [FailedSpanRecorder(), *([promotion] if promotion else [])]
+            ],
+            export_span_processor=export_processor,  # type: ignore[arg-type]
         )
+        _enable_promotion(promotion, runtime)
         from opentelemetry import trace
 
-        from ._failsafe import guard_provider_sampler
-
-        guard_provider_sampler(trace.get_tracer_provider())  # ours runs inside start_span: guarded
+        guard_provider_sampler(trace.get_tracer_provider())
         return runtime
+
+
+def _enable_promotion(promotion: Any, runtime: Optional[Runtime]) -> None:
+    """Let our sampler record unsampled traces only when the promotion processor is there to use
+    them (with another sampler, nothing is recorded-only and promotion has nothing to do)."""
+    from opentelemetry import trace
+
+    from ._sampler import OtelSentrySampler
+
+    sampler = getattr(trace.get_tracer_provider(), "sampler", None)
+    if promotion is None or not isinstance(sampler, OtelSentrySampler):
+        return
+    sampler.record_unsampled = True
+    if runtime is not None:
+        runtime.promoter = promotion
+
+
+def current_settings() -> Settings:
+    """The settings the pipeline was configured with (read from the environment if it was not)."""
+    return _settings if _settings is not None else load_settings()

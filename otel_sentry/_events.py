@@ -18,6 +18,8 @@ from typing import Any, Optional
 
 from opentelemetry.trace import SpanContext
 
+from ._classify import ErrorFacts
+from ._enrich import request_context, slow_request_breadcrumb
 from ._event_common import EventDefaults, runtime_contexts
 from ._redact import sanitize_headers, sanitize_query, scrub_data, scrub_text
 from ._sanitize import clip, frame_repr
@@ -91,6 +93,15 @@ class RequestFacts:
     client_address: Optional[str] = None
     status_code: Optional[int] = None
     started: float = field(default_factory=time.time)
+    # Filled in by _enrich.enrich() at the end of the request.
+    endpoint_type: str = "general"
+    is_revenue_critical: bool = False
+    user_id: Optional[str] = None
+    user_email: Optional[str] = None
+    api_key_id: Optional[str] = None
+    api_key_hash: Optional[str] = None
+    duration: Optional[float] = None
+    slow: bool = False
 
     @classmethod
     def from_scope(cls, scope: dict[str, Any]) -> RequestFacts:
@@ -163,8 +174,13 @@ def error_event(
     defaults: EventDefaults,
     *,
     send_default_pii: bool = False,
+    classification: Optional[ErrorFacts] = None,
 ) -> dict[str, Any]:
-    """Assemble the Sentry error event for one captured exception."""
+    """Assemble the Sentry error event for one captured exception.
+
+    Tags, contexts and user follow the seeds' middleware, so their Sentry queries keep working:
+    ``error_category:payment_error``, ``is_revenue_critical:true``, ``provider:openrouter``...
+    """
     outer = error.values[-1] if error.values else {}
     status_code = (
         error.status_code if error.status_code is not None else (request.status_code if request else None)
@@ -179,11 +195,50 @@ def error_event(
         "exception": {"values": error.values},
         "contexts": contexts,
     }
+    exception_context: dict[str, Any] = {
+        "exception_type": tags["exception_type"],
+        "exception_message": str(outer.get("value", ""))[: MAX_TAG_VALUE * 5],
+    }
+    if classification is not None:
+        if classification.error_category:
+            tags["error_category"] = classification.error_category
+        for key in ("provider", "model"):
+            value = getattr(classification, key)
+            if value:
+                tags[key] = _tag(value)
+        if classification.is_timeout:
+            tags["is_timeout"] = "true"
+        exception_context.update(
+            error_category=classification.error_category, is_timeout=classification.is_timeout
+        )
+    contexts["exception_context"] = exception_context
     if request is not None:
         name = request.route or request.path
         event["transaction"] = name
         event["transaction_info"] = {"source": "route" if request.route else "url"}
-        tags.update(endpoint=_tag(name), method=request.method)
+        tags.update(
+            endpoint=_tag(name),
+            method=request.method,
+            endpoint_type=request.endpoint_type,
+            is_revenue_critical=str(request.is_revenue_critical).lower(),
+            has_user=str(request.user_id is not None).lower(),
+        )
+        contexts["request"] = request_context(request, send_default_pii=send_default_pii)
+        user: dict[str, Any] = {}
+        if request.user_id is not None:
+            user["id"] = request.user_id
+        if send_default_pii and request.user_email:
+            user["email"] = request.user_email
+        if send_default_pii and request.client_address:
+            user["ip_address"] = request.client_address
+        user_data = {"api_key_id": request.api_key_id, "api_key_hash": request.api_key_hash}
+        if any(v is not None for v in user_data.values()):
+            user["data"] = {k: v for k, v in user_data.items() if v is not None}
+        if user:
+            event["user"] = user
+        if request.slow:
+            event["breadcrumbs"] = {"values": [slow_request_breadcrumb(request)]}
+        exception_context["duration_ms"] = round((error.timestamp - request.started) * 1000, 3)
         trace["op"] = "http.server"
         if status_code is not None:
             trace["status"] = http_status_to_span_status(status_code)

@@ -121,10 +121,16 @@ class SentrySpanExporter(SpanExporter):
             self.evicted_spans += len(spans)
 
     def _send(self, runtime: Runtime, root: ReadableSpan, children: list[ReadableSpan]) -> None:
+        from ._dsc import Identity, transaction_sampling
         from ._transactions import transaction_event
 
-        event = transaction_event(root, children, runtime.defaults)
-        runtime.submit(event, TRANSACTION)
+        identity = Identity(runtime.public_key, runtime.defaults.release, runtime.defaults.environment)
+        sample_rate, dsc, promoted = transaction_sampling(root, identity)
+        event = transaction_event(root, children, runtime.defaults, sample_rate=sample_rate)
+        if promoted:
+            # exported because it errored, not because it was sampled: say so, and count it once
+            event.setdefault("tags", {})["sampling.promoted"] = "true"
+        runtime.submit(event, TRANSACTION, dsc=dsc)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         runtime = self.runtime

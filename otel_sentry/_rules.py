@@ -8,6 +8,7 @@ cached: classifying a request costs a dict hit after the first time its route is
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import logging
@@ -83,12 +84,20 @@ class _Table:
         self.default = default
         self._compiled = tuple((re.compile(fnmatch.translate(p)), v) for p, v in self.entries)
         self.lookup = lru_cache(maxsize=4096)(self._lookup)
+        self.lookup_entry = lru_cache(maxsize=4096)(self._lookup_entry)
 
     def _lookup(self, route: str) -> Any:
         for pattern, value in self._compiled:
             if pattern.match(route):
                 return value
         return self.default
+
+    def _lookup_entry(self, route: str) -> tuple[Optional[str], Any]:
+        """(the pattern that matched, or None for the default; its value)."""
+        for (source, _value), (pattern, value) in zip(self.entries, self._compiled):
+            if pattern.match(route):
+                return source, value
+        return None, self.default
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,26 @@ class Rules:
         if environment in self.full_sampling_environments:
             return 1.0
         return float(self._sampling_table.lookup(route or ""))
+
+    def sampling_rule(self, route: Optional[str], environment: Optional[str] = None) -> tuple[float, str]:
+        """(sample rate, the rule that gave it): a pattern, ``default`` or ``environment``. Cached."""
+        if environment in self.full_sampling_environments:
+            return 1.0, "environment"
+        pattern, value = self._sampling_table.lookup_entry(route or "")
+        return float(value), pattern if pattern is not None else "default"
+
+    def with_sampling(
+        self, entries: Sequence[tuple[str, float]], default_sample_rate: Optional[float] = None
+    ) -> Rules:
+        """These rules with ``entries`` matched before the current sampling table and, when given, a new
+        default rate (the sampler's ``OTEL_TRACES_SAMPLER_ARG`` overrides)."""
+        return dataclasses.replace(
+            self,
+            sampling=(*entries, *self.sampling),
+            default_sample_rate=(
+                self.default_sample_rate if default_sample_rate is None else default_sample_rate
+            ),
+        )
 
 
 def _pairs(section: Any, name: str, convert: Any) -> tuple[tuple[str, Any], ...]:

@@ -9,18 +9,24 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
 
+from . import _dsc, _redact
+from ._capture import exception_chain
+from ._classify import ErrorFacts, FailedSpan, classify
 from ._event_common import EventDefaults
 from ._events import CapturedError, FrameOptions, RequestFacts, error_event
 from ._fit_event import fit_event
+from ._rules import load_rules
 from ._settings import Settings
 from ._spool import open_spool
 from ._transport import ERROR, TRANSACTION, HttpDestination, InboxDestination, Transport, TransportStats
 
 if TYPE_CHECKING:
     from ._capture import RequestCapture
+    from ._promotion import PromotionProcessor
 
 logger = logging.getLogger("otel_sentry")
 
@@ -74,35 +80,79 @@ class Runtime:
             from sentry_sdk.utils import Dsn
 
             self.public_key = Dsn(settings.dsn).public_key
+        self.rules = load_rules(settings.rules_file)
+        self.scrubber = _redact.configure(settings.scrub_keys, settings.scrub_safe_keys)
+        self.hash_secret = settings.api_key_hash_secret.encode() if settings.api_key_hash_secret else None
         self.counters: Counter[str] = Counter()
+        #: Tail promotion (set by the pipeline when on): error events promote their trace.
+        self.promoter: Optional[PromotionProcessor] = None
         self._reported: set[str] = set()
         self._closed = False
         self._logged_drops: Counter[tuple[str, str]] = Counter()
         atexit.register(self.shutdown)
 
     # -- events -------------------------------------------------------------------------------
-    def emit(self, error: CapturedError, request: Optional[RequestFacts]) -> None:
+    def classify(
+        self, error: CapturedError, request: Optional[RequestFacts], failed_spans: Sequence[FailedSpan] = ()
+    ) -> ErrorFacts:
+        status = (
+            error.status_code if error.status_code is not None else (request.status_code if request else None)
+        )
+        return classify(
+            exception_chain(error.exception),
+            status_code=status,
+            failed_spans=failed_spans,
+            explicit_category=error.tags.get("error_category"),
+        )
+
+    def emit(
+        self,
+        error: CapturedError,
+        request: Optional[RequestFacts],
+        failed_spans: Sequence[FailedSpan] = (),
+    ) -> Optional[ErrorFacts]:
         try:
+            classification = self.classify(error, request, failed_spans)
             event = error_event(
-                error, request, self.defaults, send_default_pii=self.settings.send_default_pii
+                error,
+                request,
+                self.defaults,
+                send_default_pii=self.settings.send_default_pii,
+                classification=classification,
             )
             self.submit(event, ERROR)
+            return classification
         except Exception:
             self.internal_error("building an error event")
+            return None
 
-    def emit_request(self, request: RequestCapture) -> None:
+    def emit_request(
+        self, request: RequestCapture, facts: Optional[RequestFacts] = None
+    ) -> Optional[ErrorFacts]:
+        """Emit the request's error events; returns the classification of the first one."""
         try:
-            facts: Optional[RequestFacts] = request.facts()
+            facts = facts or request.facts(self)
         except Exception:
             self.internal_error("building the request's facts")
             facts = None  # the events still go out, without request facts
-        for error in request.errors:
-            self.emit(error, facts)
+        results = [self.emit(error, facts, request.failed_spans) for error in request.errors]
+        return results[0] if results else None
 
-    def submit(self, event: dict[str, Any], category: str) -> None:
-        """Serialize one event into an envelope and queue it on every destination."""
+    def submit(self, event: dict[str, Any], category: str, *, dsc: Optional[dict[str, str]] = None) -> None:
+        """Serialize one event into an envelope and queue it on every destination.
+
+        dsc: the trace's dynamic sampling context for the envelope header (transactions pass it).
+        Without one, an error event of the current trace gets that trace's (what its outgoing
+        requests carried), anything else one built from the event.
+        """
         from sentry_sdk.envelope import Envelope
 
+        if category == ERROR:
+            # Transactions come from spans the scrubbing exporter already cleaned.
+            found: set[str] = set()
+            event = self.scrubber.scrub(event, found)
+            if found:
+                event.setdefault("contexts", {})["scrubbing"] = {"fields": sorted(found)[:100]}
         event = _json_safe(event)
         if category == ERROR:  # strict JSON, valid UTF-8, within Sentry's 1 MiB per event
             event = fit_event(event)
@@ -117,7 +167,16 @@ class Runtime:
         }
         if self.settings.dsn:
             headers["dsn"] = self.settings.dsn
-        if trace_context.get("trace_id"):
+        trace_id = trace_context.get("trace_id")
+        if trace_id and dsc is None and category == ERROR:
+            dsc = _dsc.dsc_for_current_trace(
+                trace_id, _dsc.Identity(self.public_key, self.defaults.release, self.defaults.environment)
+            )
+        if trace_id and category == ERROR and self.promoter is not None:
+            self.promoter.promote(int(trace_id, 16))
+        if trace_id and dsc is not None:
+            headers["trace"] = dict(dsc)
+        elif trace_id:
             source = (event.get("transaction_info") or {}).get("source")
             transaction = (
                 event.get("transaction") if source in ("route", "custom", "component", "view") else None

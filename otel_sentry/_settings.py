@@ -294,6 +294,44 @@ SETTINGS: tuple[Setting, ...] = (
         "exception, one event) and drop its transactions (no second set).",
     ),
     Setting(
+        "slow_request_seconds",
+        ("OTEL_SENTRY_SLOW_REQUEST_SECONDS",),
+        _positive_float,
+        5.0,
+        "seconds > 0",
+        "Requests slower than this get a warning breadcrumb on their events and the span attribute "
+        "otel_sentry.slow_request.",
+    ),
+    Setting(
+        "api_key_hash_secret",
+        ("OTEL_SENTRY_API_KEY_HASH_SECRET",),
+        _parse_optional_str,
+        None,
+        "any text (keep it secret)",
+        "Hash API keys with HMAC-SHA256 under this secret instead of the seeds' plain sha256, so a "
+        "leaked hash cannot be checked against guessed keys.",
+        secret=True,
+        default_doc="unset (plain sha256, first 16 hex chars)",
+    ),
+    Setting(
+        "scrub_keys",
+        ("OTEL_SENTRY_SCRUB_KEYS",),
+        _parse_list,
+        (),
+        "comma-separated name fragments",
+        "More sensitive names: values under any name containing one of these are replaced, in every "
+        "backend (added to the seeds' list: password, secret, token, api_key, authorization, cookie...).",
+    ),
+    Setting(
+        "scrub_safe_keys",
+        ("OTEL_SENTRY_SCRUB_SAFE_KEYS",),
+        _parse_list,
+        (),
+        "comma-separated exact names",
+        "Names that look sensitive but are not (added to the built-in list: max_tokens, total_tokens, "
+        "api_key_id, api_key_hash...).",
+    ),
+    Setting(
         "capture_background",
         ("OTEL_SENTRY_CAPTURE_BACKGROUND",),
         _parse_bool,
@@ -341,6 +379,41 @@ SETTINGS: tuple[Setting, ...] = (
         "Replace the default rules (endpoint types, revenue-critical types, sampling rates) section by "
         "section; see docs/rules.md.",
         default_doc="unset (the seeds' rules)",
+    ),
+    Setting(
+        "promotion",
+        ("OTEL_SENTRY_PROMOTION",),
+        _parse_bool,
+        True,
+        BOOL,
+        "Tail promotion: record unsampled traces (not exported) and export the ones that error, to "
+        "Sentry and every OTLP backend; see docs/sampling.md for its cost. Routes at rate 0 are never "
+        "recorded.",
+    ),
+    Setting(
+        "promotion_max_traces",
+        ("OTEL_SENTRY_PROMOTION_MAX_TRACES",),
+        _positive_int,
+        1000,
+        "a positive integer",
+        "Most unsampled traces held for promotion at once; the oldest is evicted (and counted) first.",
+    ),
+    Setting(
+        "promotion_max_spans",
+        ("OTEL_SENTRY_PROMOTION_MAX_SPANS",),
+        _positive_int,
+        1000,
+        "a positive integer",
+        "Most spans held per unsampled trace; further ones are dropped (and counted).",
+    ),
+    Setting(
+        "promotion_max_seconds",
+        ("OTEL_SENTRY_PROMOTION_MAX_SECONDS",),
+        _positive_float,
+        60.0,
+        "seconds > 0",
+        "Longest an unsampled trace is held waiting for its local root to end; then it is evicted "
+        "(and counted).",
     ),
     Setting(
         "inbox_dir",
@@ -445,7 +518,15 @@ class Settings:
     log_event_level: Optional[int] = logging.ERROR
     log_breadcrumb_level: Optional[int] = logging.INFO
     debug_route: Optional[str] = None
+    slow_request_seconds: float = 5.0
+    api_key_hash_secret: Optional[str] = None
+    scrub_keys: tuple[str, ...] = ()
+    scrub_safe_keys: tuple[str, ...] = ()
     rules_file: Optional[Path] = None
+    promotion: bool = True
+    promotion_max_traces: int = 1000
+    promotion_max_spans: int = 1000
+    promotion_max_seconds: float = 60.0
     inbox_dir: Optional[Path] = None
     inbox_max_envelopes: int = 10_000
     queue_max_events: int = 1000
@@ -575,6 +656,9 @@ def settings_reference_markdown() -> str:
         "`OTEL_EXPORTER_OTLP_*ENDPOINT` is set |",
         "| `OTEL_METRICS_EXPORTER`, `OTEL_LOGS_EXPORTER` | `none`, or `otlp` when an OTLP endpoint is set |",
         "| `OTEL_EXPORTER_OTLP_PROTOCOL` | `http/protobuf` |",
+        "| `OTEL_TRACES_SAMPLER` | `otel_sentry` (the seeds' per-route rates, parent-based; "
+        "`OTEL_TRACES_SAMPLER_ARG` adds `glob=rate` rules; docs/sampling.md) |",
+        "| `OTEL_PROPAGATORS` | `tracecontext,baggage,sentry` |",
         "",
         "`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*`, `OTEL_EXPORTER_OTLP_*` and the "
         "`OTEL_INSTRUMENTATION_*` variables keep their standard meaning.",

@@ -19,7 +19,11 @@ OTEL_SENTRY = str(Path(sys.executable).parent / "otel-sentry")
 
 def test_without_a_dsn_events_go_to_the_local_inbox_and_the_cli_lists_them(tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
-    env = {"OTEL_SENTRY_INBOX_DIR": str(inbox), "OTEL_SERVICE_NAME": "inbox-app"}  # exporter left unset
+    env = {  # exporter left unset; every request sampled (sampling has its own tests)
+        "OTEL_SENTRY_INBOX_DIR": str(inbox),
+        "OTEL_SERVICE_NAME": "inbox-app",
+        "OTEL_TRACES_SAMPLER_ARG": "*=1",
+    }
     with AppProcess("errors_app", cwd=APPS, env=env, ready_path="/health") as app:
         for path in ("/unhandled/1", "/unhandled/2", "/http-503", "/not-found"):
             app.get(path, headers=CLOSE)
@@ -62,6 +66,7 @@ def test_an_unknown_exporter_name_is_dropped_with_a_clear_line_and_the_app_serve
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "100",
             "OTEL_SENTRY_INBOX_DIR": str(tmp_path / "inbox"),
+            "OTEL_TRACES_SAMPLER_ARG": "*=1",
         }
         with AppProcess("errors_app", cwd=APPS, env=env, ready_path="/health") as app:
             assert app.get("/ok/3").status_code == 200

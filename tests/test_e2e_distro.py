@@ -46,6 +46,8 @@ def distro_env(ingest: SentryIngest, receiver: OtlpReceiver, **extra: str) -> di
         "SENTRY_ENVIRONMENT": "e2e",
         "SENTRY_RELEASE": "errors-app@1.2.3",
         "OTEL_SENTRY_SERVER_NAME": "e2e-host",
+        # These tests follow every request; sampling has its own (tests/test_sampler.py).
+        "OTEL_TRACES_SAMPLER_ARG": "*=1",
     }
     env.update(extra)
     return env
