@@ -51,16 +51,23 @@ if hasattr(os, "register_at_fork"):
 
 
 def flush_span_processors(timeout: float) -> None:
-    """Push spans still in the SDK's batch processors to their exporters, all at once and bounded:
+    """Push spans and log records still in the SDK batch processors to their exporters, all at once and bounded:
     the SDK's own ``force_flush`` ignores its timeout, and a hung OTLP collector would block it."""
     from opentelemetry import trace
 
     provider = trace.get_tracer_provider()
     multi = getattr(provider, "_active_span_processor", None)
     processors = list(getattr(multi, "_span_processors", ()) or ())
-    threads = [
-        threading.Thread(target=p.force_flush, name="otel_sentry.flush", daemon=True) for p in processors
-    ]
+    flushes: list[Callable[[], Any]] = [p.force_flush for p in processors]
+    try:  # log records wait in the SDK's batch processor too (OTEL_LOGS_EXPORTER=sentry)
+        from opentelemetry import _logs
+
+        logger_flush = getattr(_logs.get_logger_provider(), "force_flush", None)
+        if callable(logger_flush):
+            flushes.append(logger_flush)
+    except ImportError:  # pragma: no cover - the logs API ships with opentelemetry-api
+        pass
+    threads = [threading.Thread(target=flush, name="otel_sentry.flush", daemon=True) for flush in flushes]
     deadline = time.monotonic() + timeout
     for thread in threads:
         thread.start()
