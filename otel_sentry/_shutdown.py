@@ -51,8 +51,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def flush_span_processors(timeout: float) -> None:
-    """Push spans and log records still in the SDK batch processors to their exporters, all at once and bounded:
-    the SDK's own ``force_flush`` ignores its timeout, and a hung OTLP collector would block it."""
+    """Push spans and log records still in the SDK's batch processors to their exporters, all at once
+    and bounded: the SDK's own ``force_flush`` ignores its timeout, and a hung collector would block it."""
     from opentelemetry import trace
 
     provider = trace.get_tracer_provider()
