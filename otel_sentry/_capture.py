@@ -190,6 +190,28 @@ def _join(request: RequestCapture, error: CapturedError) -> bool:
         return True
 
 
+def release_frame_locals(exc: BaseException) -> None:
+    """Re-sync the locals snapshots that frame-variable capture left on the traceback's frames.
+
+    Reading ``frame.f_locals`` (sentry-sdk does, for frame variables) caches a dict on the frame
+    (before Python 3.13). Taken inside an ``except ... as e`` block it keeps ``e``, so exception ->
+    traceback -> frame -> snapshot -> exception is a cycle that only the cyclic GC frees, and with it
+    every local of every frame: an open database cursor kept its write lock after the request ended.
+    Reading ``f_locals`` again once those blocks are over drops the stale entries and the cycle.
+    """
+    for member in exception_chain(exc):
+        try:
+            marked = vars(member).get(_MARK)
+        except TypeError:
+            marked = None
+        for tb in {id(t): t for t in (member.__traceback__, marked) if t is not None}.values():
+            steps = 0
+            while tb is not None and steps < 1000:
+                with contextlib.suppress(Exception):
+                    tb.tb_frame.f_locals  # noqa: B018 - the read is the point
+                tb, steps = tb.tb_next, steps + 1
+
+
 def finish(request: RequestCapture) -> None:
     """Mark the request ended: its event list is final, later captures are emitted on their own."""
     with _end_lock:

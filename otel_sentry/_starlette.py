@@ -83,6 +83,15 @@ class CaptureMiddleware:
             _capture.finish(request)  # tasks that outlive the response now emit their own events
             if request.errors:
                 runtime.emit_request(request)
+            # Break the cycle scope -> capture -> exception -> traceback -> frames -> request -> scope:
+            # left to the cyclic GC, the frames' locals (an open DB cursor holding a lock, a file)
+            # would outlive the request.
+            for error in request.errors:
+                _capture.release_frame_locals(error.exception)
+            request.errors.clear()
+            request.failed_spans.clear()
+            request.breadcrumbs = None
+            scope.pop(_capture.SCOPE_KEY, None)
 
 
 def _annotate_server_span(runtime: Runtime, request: _capture.RequestCapture) -> None:

@@ -122,13 +122,16 @@ def db_connect() -> Any:
 
 def db_query(sql: str, params: tuple = ()) -> List[tuple]:
     conn = db_connect()
+    cur = conn.cursor()
     try:
-        cur = conn.cursor()
         cur.execute(sql, params)
         rows = cur.fetchall()
         conn.commit()
         return rows
     finally:
+        # Close the cursor explicitly: a failed statement's cursor can outlive this call (a traceback
+        # keeps its frame), and sqlite3 keeps the write lock until the statement is finalized.
+        cur.close()
         conn.close()
 
 
