@@ -73,7 +73,8 @@ def main(forks: int) -> None:
                 {
                     "forks": forks,
                     "children_ok": ok,
-                    "deadlocks": deadlocks,
+                    "deadlocks": deadlocks,  # children that never exited
+                    "hung": forks - ok - deadlocks,  # children whose delivery did not complete in 5 s
                     "delivered": len(ingest.events()),
                     "duplicates": sum(n - 1 for n in ids.values()),
                 }

@@ -253,6 +253,7 @@ def run_scenario(s: Scenario, outage: float, rate: float) -> dict[str, Any]:
             rss_peak = max(rss_peak, rss_kib(app.proc.pid))
             if s.kind == "restart" and first_run is None and time.monotonic() > ends - outage / 2:
                 load.stop()  # SIGTERM mid-outage: what is still queued goes to the spool
+                time.sleep(1.0)  # the last requests' spans leave the SDK's batch queue (200 ms)
                 first_run = sentry_transport(app_stats(app))
                 app.stop(signal.SIGTERM)
                 app = AppProcess("load_app", cwd=APPS, env=env, ready_path="/ok/0").start()

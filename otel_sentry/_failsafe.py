@@ -104,6 +104,8 @@ class GuardedSampler(Sampler):
         return self.sampler.get_description()
 
     def __getattr__(self, name: str) -> Any:  # record_unsampled, rules, counters, ...
+        if name == "sampler":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
         return getattr(self.sampler, name)
 
 
