@@ -30,10 +30,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _asgi import call  # noqa: E402
+
 DOCS = ROOT / "docs" / "sampling.md"
 BEGIN, END = "<!-- bench:sampling_cost begin -->", "<!-- bench:sampling_cost end -->"
 
@@ -147,53 +151,6 @@ MINIMAL_REQUESTS = [
 ]
 
 
-async def call(
-    app: Any, method: str, path: str, body: Optional[bytes] = None, authorization: Optional[bytes] = None
-) -> int:
-    if body is None:
-        body = MINIMAL_BODY if method == "POST" else b""
-    headers = [
-        (b"host", b"bench.local"),
-        (b"user-agent", b"bench/1"),
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    if authorization:
-        headers.append((b"authorization", authorization))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-    }
-    sent = False
-    status = 0
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    await app(scope, receive, send)
-    return status
-
-
 async def measure_cost(
     apps: dict[str, Any], requests: list[Any], rounds: int, batch: int
 ) -> dict[str, list[float]]:
@@ -231,7 +188,7 @@ async def measure_rates(app: Any, exporter: Any, per_route: int) -> list[tuple[s
     for method, path, route, configured in ROUTES:
         exporter.clear()
         for _ in range(per_route):
-            assert await call(app, method, path) == 200
+            assert await call(app, method, path, MINIMAL_BODY if method == "POST" else b"") == 200
         sampled = sum(
             1
             for span in exporter.get_finished_spans()

@@ -30,7 +30,8 @@ from opentelemetry.trace import Status, StatusCode
 
 from ._classify import FailedSpan
 from ._enrich import enrich
-from ._events import CapturedError, RequestFacts, exception_values
+from ._events import CapturedError, RequestFacts
+from ._frames import exception_values
 
 if TYPE_CHECKING:
     from ._runtime import Runtime

@@ -8,12 +8,10 @@ same facts the server span carries as attributes.
 
 from __future__ import annotations
 
-import os
 import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Optional
 
 from opentelemetry.trace import SpanContext
@@ -21,63 +19,11 @@ from opentelemetry.trace import SpanContext
 from ._classify import ErrorFacts
 from ._enrich import request_context, slow_request_breadcrumb
 from ._event_common import EventDefaults, runtime_contexts
-from ._redact import sanitize_headers, sanitize_query, scrub_data, scrub_text
-from ._sanitize import clip, frame_repr
+from ._redact import sanitize_headers, sanitize_query
 from ._span_semantics import http_status_to_span_status
 
 MAX_TAG_VALUE = 200
 MAX_MESSAGE = 8192
-
-
-@dataclass(frozen=True)
-class FrameOptions:
-    """The subset of sentry-sdk client options that shape frames."""
-
-    include_local_variables: bool = True
-    include_source_context: bool = True
-    in_app_include: tuple[str, ...] = ()
-    in_app_exclude: tuple[str, ...] = ()
-    max_value_length: Optional[int] = None
-    # As sentry-sdk: frames under the working directory (and not in site-packages) are in_app.
-    project_root: Optional[str] = field(default_factory=os.getcwd)
-
-    def client_options(self) -> dict[str, Any]:
-        return {
-            "include_local_variables": self.include_local_variables,
-            "include_source_context": self.include_source_context,
-            "max_value_length": self.max_value_length,
-            "add_full_stack": False,
-            # A __repr__ that raises or never returns must not break or block the capture.
-            "custom_repr": frame_repr,
-        }
-
-
-def exception_values(
-    exc: BaseException,
-    tb: Optional[TracebackType],
-    *,
-    handled: bool,
-    mechanism_type: str,
-    options: FrameOptions,
-) -> list[dict[str, Any]]:
-    """The ``exception.values`` list for exc and its __cause__/__context__ chain, innermost first."""
-    from sentry_sdk.utils import event_from_exception, handle_in_app
-
-    event, _hint = event_from_exception(
-        (type(exc), exc, tb),
-        client_options=options.client_options(),
-        mechanism={"type": mechanism_type, "handled": handled},
-    )
-    handle_in_app(event, list(options.in_app_exclude), list(options.in_app_include), options.project_root)
-    values: list[dict[str, Any]] = event["exception"]["values"]
-    for value in values:
-        for frame in value.get("stacktrace", {}).get("frames", ()):
-            if "vars" in frame:
-                frame["vars"] = scrub_data(frame["vars"])
-        if isinstance(value.get("value"), str):
-            text = scrub_text(clip(value["value"], MAX_MESSAGE * 2))  # scrubbing megabytes is slow
-            value["value"] = text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
-    return values
 
 
 @dataclass

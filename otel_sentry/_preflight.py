@@ -1,20 +1,47 @@
-"""Runs at interpreter start (``otel_sentry_preflight.pth``), only when ``OTEL_PROPAGATORS`` is set.
+"""Runs at interpreter start (``otel_sentry_preflight.pth``), only in a process that
+``opentelemetry-instrument`` starts or when ``OTEL_PROPAGATORS`` is set. Two things no entry point
+can do, because they must happen before OpenTelemetry's own start-up code runs:
 
-``opentelemetry.propagate`` raises on an unknown propagator name when it is first imported, and the
-``opentelemetry-instrument`` command imports it before any distro or configurator can run: with a
-typo in ``OTEL_PROPAGATORS`` the app never starts. No entry point runs early enough, so this check
-does, from a ``.pth`` file: unknown names are dropped with one line (the command then execs the app
-with the corrected variable, so the line is written once). With ``OTEL_SENTRY_STRICT`` on, the line is
+**Which distro.** ``opentelemetry-instrument`` loads the *first* ``opentelemetry_distro`` and
+``opentelemetry_configurator`` entry point it finds, in the order the environment's packages happen
+to be listed on disk. With ``opentelemetry-distro`` installed too (the OpenTelemetry docs tell
+everyone to install it) that is often the stock one, and otel_sentry silently does nothing. A process
+started by ``opentelemetry-instrument`` (its ``sitecustomize`` directory is on ``PYTHONPATH``) that
+names neither ``OTEL_PYTHON_DISTRO`` nor ``OTEL_PYTHON_CONFIGURATOR`` gets both set to ``otel_sentry``:
+installing this package is the choice. Naming either variable keeps the user's choice.
+
+**Unknown propagators.** ``opentelemetry.propagate`` raises on an unknown propagator name when it
+is first imported, and the ``opentelemetry-instrument`` command imports it before any distro or
+configurator can run: with a typo in ``OTEL_PROPAGATORS`` the app never starts. Unknown names are
+dropped here with one line (the command then execs the app with the corrected variable, so the line
+is written once). With ``OTEL_SENTRY_STRICT`` on, the line is
 written and the variable left alone, so the start fails as strict mode asks. Never raises.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
+
+DISTRO_VARIABLES = ("OTEL_PYTHON_DISTRO", "OTEL_PYTHON_CONFIGURATOR")
+
+
+def choose_distro(environ: MutableMapping[str, str]) -> None:
+    """Name otel_sentry as distro and configurator in a process ``opentelemetry-instrument`` started,
+    unless the user named one."""
+    if "auto_instrumentation" not in environ.get("PYTHONPATH", ""):
+        return
+    if any(environ.get(name) for name in DISTRO_VARIABLES):
+        return
+    for name in DISTRO_VARIABLES:
+        environ[name] = "otel_sentry"
 
 
 def run() -> None:
     try:
+        choose_distro(os.environ)
+        if not os.environ.get("OTEL_PROPAGATORS"):
+            return
         from ._env_checks import check_propagators, warn
         from ._settings import _parse_bool
 

@@ -92,40 +92,77 @@ _PAIR_KEYS = (
     r"(?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]{0,40}?"
     r"(?:password|passwd|pwd|secret|api[_-]?key|apikey|token|credential)"
 )
-_VALUE_RULES: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+# Each rule with the literal words one of which any text it matches must contain (case-folded when the
+# rule ignores case): a rule runs only on a text holding one of them. A regex pass over a text costs
+# microseconds per rule; a substring test is a memchr. Together they made a captured error's
+# scrubbing a tenth of what it was (bench/overhead.py).
+_PAIR_WORDS = ("password", "passwd", "pwd", "secret", "api_key", "api-key", "apikey", "token", "credential")
+_VALUE_RULES: tuple[
+    tuple[str, re.Pattern[str], Callable[[re.Match[str]], str], tuple[str, ...], bool], ...
+] = (
     (
         "json_pair",
         re.compile(rf'(?i)("(?:{_PAIR_KEYS})"\s*:\s*")((?:[^"\\]|\\.)*)(")'),
         lambda m: f"{m.group(1)}{REDACTED}{m.group(3)}",
+        _PAIR_WORDS,
+        True,
     ),
     (
         "auth_scheme",
         re.compile(r"(?i)\b(bearer|basic|token|digest)(\s+|%20|\+)[A-Za-z0-9._~+/=%-]{8,}"),
         lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}",
+        ("bearer", "basic", "token", "digest"),
+        True,
     ),
     (
         "pair",
         re.compile(rf"(?i)\b({_PAIR_KEYS}){_SEP}([^\s&,;'\"<>]+)"),
         lambda m: m.group(0)[: len(m.group(0)) - len(m.group(2))] + REDACTED,
+        _PAIR_WORDS,
+        True,
     ),
-    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), lambda m: REDACTED),
+    (
+        "jwt",
+        re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+        lambda m: REDACTED,
+        ("eyJ",),
+        False,
+    ),
     (
         "api_key",
         re.compile(r"\b(?:sk|pk|rk)[-_](?:[A-Za-z]{2,8}[-_])?[A-Za-z0-9_-]{16,}"),
         lambda m: REDACTED,
+        ("sk-", "sk_", "pk-", "pk_", "rk-", "rk_"),
+        False,
     ),
-    ("live_key", re.compile(r"\b[a-z]{2,12}_(?:live|test|prod)_[A-Za-z0-9_]{8,}"), lambda m: REDACTED),
-    ("aws_key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), lambda m: REDACTED),
-    ("url_userinfo", _URL_USERINFO, lambda m: f"{m.group('scheme')}{REDACTED}@"),
+    (
+        "live_key",
+        re.compile(r"\b[a-z]{2,12}_(?:live|test|prod)_[A-Za-z0-9_]{8,}"),
+        lambda m: REDACTED,
+        ("_live_", "_test_", "_prod_"),
+        False,
+    ),
+    ("aws_key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), lambda m: REDACTED, ("AKIA", "ASIA"), False),
+    ("url_userinfo", _URL_USERINFO, lambda m: f"{m.group('scheme')}{REDACTED}@", ("://",), False),
 )
 _CARD = re.compile(r"(?<![\w.])(?:\d(?:[ +-]|%20)?){12,18}\d(?![\w.])")  # not inside ids (hex trace ids)
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{24,}={0,2}")
-# Cheap pre-check: text without any of these cannot match a value rule.
-_TRIGGERS = re.compile(
-    r"(?i)\d{4}(?:[ +-]|%20)?\d{4}(?:[ +-]|%20)?\d{4}"
-    r"|bearer|basic|token|digest|password|passwd|pwd|secret|key|eyJ|AKIA|ASIA|://"
-    r"|_live_|_test_|_prod_|sk[-_]|pk[-_]|rk[-_]|[A-Za-z0-9+/_-]{24}"
-)
+# Gates for the two rules without a literal word, on the text's bytes (bytes.translate is one C pass;
+# the regexes are ASCII-only, so every non-ASCII byte is a separator).
+_AS_CARD = (
+    bytes(48 if chr(b).isdigit() else 32 if chr(b) in " +-%" else 124 for b in range(128)) + b"|" * 128
+)  # digits -> "0", separators -> " " (deleted below), anything else breaks a number
+_AS_BASE64 = bytes(b if chr(b).isalnum() or chr(b) in "+/_-=" else 32 for b in range(128)) + b" " * 128
+
+
+def _has_card_digits(text: str) -> bool:
+    """Whether 13 digits follow each other, separators apart (over-inclusive: _CARD decides)."""
+    return b"0" * 13 in text.encode("utf-8", "surrogatepass").translate(_AS_CARD).replace(b" ", b"")
+
+
+def _has_base64_run(text: str) -> bool:
+    words = text.encode("utf-8", "surrogatepass").translate(_AS_BASE64).split()
+    return any(len(word) >= 24 for word in words)
 
 
 def is_harmless(value: Any) -> bool:
@@ -154,6 +191,10 @@ def _scrub_card(match: re.Match[str]) -> str:
     return REDACTED if ok else match.group(0)
 
 
+_CLEAN_TEXTS_BUDGET = 1_000_000  # characters remembered, about 1 MB
+_CLEAN_TEXT_MAX_LENGTH = 64_000
+
+
 class Scrubber:
     """The process's scrubbing rules; ``configure`` extends the defaults from settings."""
 
@@ -161,6 +202,10 @@ class Scrubber:
         self.name_parts = SENSITIVE_NAME_PARTS + tuple(k.lower().replace("-", "_") for k in extra_keys)
         self.safe = frozenset(SAFE_NAMES) | {k.lower() for k in safe_keys}
         self._name_cache: dict[str, bool] = {}
+        # Texts found clean, by value: an error event repeats the same source lines, file names and
+        # header values event after event. Only clean texts are kept, so no credential stays in it.
+        self._clean_texts: dict[str, None] = {}
+        self._clean_chars = 0
 
     def is_sensitive_name(self, name: str) -> bool:
         cached = self._name_cache.get(name)
@@ -178,20 +223,41 @@ class Scrubber:
 
     def scrub_text(self, text: str, found: Optional[set[str]] = None) -> str:
         """text with every credential recognised in it replaced; rule names added to found."""
-        if len(text) < 8 or not _TRIGGERS.search(text):
+        if len(text) < 8 or text in self._clean_texts:
             return text
-        for rule, pattern, replace in _VALUE_RULES:
+        original = text
+        lowered = text.casefold()  # as the rules' IGNORECASE matching folds (e.g. U+017F is s)
+        for rule, pattern, replace, words, ignores_case in _VALUE_RULES:
+            haystack = lowered if ignores_case else text
+            if not any(word in haystack for word in words):
+                continue
             new = pattern.sub(replace, text)
             if new != text:
                 text = new
+                lowered = text.casefold()
                 if found is not None:
                     found.add(rule)
-        new = _CARD.sub(_scrub_card, text)
-        if new != text:
-            text = new
-            if found is not None:
-                found.add("card")
-        return _BASE64.sub(lambda m: self._scrub_base64(m, found), text) if len(text) >= 24 else text
+        if _has_card_digits(text):
+            new = _CARD.sub(_scrub_card, text)
+            if new != text:
+                text = new
+                if found is not None:
+                    found.add("card")
+        if len(text) >= 24 and _has_base64_run(text):
+            text = _BASE64.sub(lambda m: self._scrub_base64(m, found), text)
+        if text == original:
+            self._remember_clean(original)
+            return original
+        return text
+
+    def _remember_clean(self, text: str) -> None:
+        """Remember a clean text (a stack trace too: the same error repeats, with the same text)."""
+        if len(text) <= _CLEAN_TEXT_MAX_LENGTH:
+            if self._clean_chars + len(text) > _CLEAN_TEXTS_BUDGET:
+                self._clean_texts = {}
+                self._clean_chars = 0
+            self._clean_texts[text] = None
+            self._clean_chars += len(text)
 
     def _scrub_base64(self, match: re.Match[str], found: Optional[set[str]]) -> str:
         blob = match.group(0)
@@ -207,19 +273,21 @@ class Scrubber:
                 return REDACTED
         return blob
 
-    def scrub(self, value: Any, found: Optional[set[str]] = None, path: str = "", depth: int = 0) -> Any:
-        """Recursively scrub JSON-like data: sensitive keys, credentials inside strings."""
+    def scrub(self, value: Any, found: Optional[set[str]] = None, path: Any = None, depth: int = 0) -> Any:
+        """Recursively scrub JSON-like data: sensitive keys, credentials inside strings.
+
+        found collects the dotted paths of what was replaced. ``path`` is the position as a chain of
+        (parent, key) pairs, joined only when something is found: an event has hundreds of nodes."""
         if isinstance(value, str):
             scrubbed = self.scrub_text(value)
-            if scrubbed != value and found is not None:
-                found.add(path or "value")
+            if scrubbed is not value and scrubbed != value and found is not None:
+                found.add(_dotted(path) or "value")
             return scrubbed
         if depth > 20:
             return value
         if isinstance(value, dict):
             result = {}
             for key, item in value.items():
-                child = f"{path}.{key}" if path else str(key)
                 if (
                     isinstance(key, str)
                     and self.is_sensitive_name(key)
@@ -227,15 +295,17 @@ class Scrubber:
                 ):
                     result[key] = REDACTED
                     if found is not None:
-                        found.add(child)
+                        found.add(_dotted((path, key)))
+                elif isinstance(item, (str, dict, list, tuple)):
+                    result[key] = self.scrub(item, found, (path, key), depth + 1)
                 else:
-                    result[key] = self.scrub(item, found, child, depth + 1)
+                    result[key] = item
             return result
         if isinstance(value, (list, tuple)):
             if len(value) == 2 and self._is_sensitive_pair_name(value[0]) and not is_harmless(value[1]):
                 # (name, value) pairs, e.g. raw ASGI headers [(b'x-api-key', b'...')] in frame locals
                 if found is not None:
-                    found.add(path or "value")
+                    found.add(_dotted(path) or "value")
                 return [value[0], REDACTED]
             return [self.scrub(item, found, path, depth + 1) for item in value]
         return value
@@ -249,6 +319,14 @@ class Scrubber:
             name = name[1:]
         name = name.strip("'\"")
         return bool(name) and is_sensitive_header(name)
+
+
+def _dotted(path: Any) -> str:
+    keys: list[str] = []
+    while path is not None:
+        path, key = path
+        keys.append(str(key))
+    return ".".join(reversed(keys))
 
 
 _scrubber = Scrubber()

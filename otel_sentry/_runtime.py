@@ -17,8 +17,9 @@ from . import _dsc, _redact
 from ._capture import exception_chain
 from ._classify import ErrorFacts, FailedSpan, classify
 from ._event_common import EventDefaults
-from ._events import CapturedError, FrameOptions, RequestFacts, error_event
+from ._events import CapturedError, RequestFacts, error_event
 from ._fit_event import fit_event
+from ._frames import FrameOptions
 from ._rules import load_rules
 from ._settings import Settings
 from ._spool import open_spool
@@ -52,9 +53,17 @@ def set_runtime(runtime: Optional[Runtime]) -> Optional[Runtime]:
 
 
 def _json_safe(event: dict[str, Any]) -> dict[str, Any]:
+    """The event in JSON types, by sentry-sdk's serializer; its exception values are left out of the
+    pass: they come from sentry-sdk's frame extraction, already serialized (it was half the cost of
+    an error event)."""
     from sentry_sdk.serializer import serialize
 
-    return serialize(event)
+    exception = event.pop("exception", None)
+    safe: dict[str, Any] = serialize(event)
+    if exception is not None:
+        event["exception"] = exception
+        safe["exception"] = exception
+    return safe
 
 
 class Runtime:
@@ -67,6 +76,7 @@ class Runtime:
             include_source_context=settings.include_source_context,
             in_app_include=settings.in_app_include,
             in_app_exclude=settings.in_app_exclude,
+            local_variables_all_frames=settings.local_variables_all_frames,
         )
         self.defaults = EventDefaults(
             release=settings.release,

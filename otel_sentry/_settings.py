@@ -253,6 +253,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Attach frame local variables to stack frames (sensitive names are scrubbed).",
     ),
     Setting(
+        "local_variables_all_frames",
+        ("OTEL_SENTRY_LOCAL_VARIABLES_ALL_FRAMES",),
+        _parse_bool,
+        False,
+        BOOL,
+        "Local variables on every frame, library frames included, as sentry-sdk does; off: on in-app "
+        "frames only (the innermost frame when none is in-app), a tenth of the cost per error.",
+    ),
+    Setting(
         "include_source_context",
         ("OTEL_SENTRY_INCLUDE_SOURCE_CONTEXT",),
         _parse_bool,
@@ -509,6 +518,7 @@ class Settings:
     failed_status_codes: frozenset[int] = frozenset(range(500, 600))
     send_default_pii: bool = False
     include_local_variables: bool = True
+    local_variables_all_frames: bool = False
     include_source_context: bool = True
     in_app_include: tuple[str, ...] = ()
     in_app_exclude: tuple[str, ...] = ()

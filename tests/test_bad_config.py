@@ -9,13 +9,10 @@ for secrets.
 
 from __future__ import annotations
 
-import json
 import logging
-import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import pytest
 
@@ -25,7 +22,7 @@ from otel_sentry._rules import load_rules
 from otel_sentry._settings import Settings, load_settings
 from otel_sentry._spool import open_spool
 from otel_sentry.testing import OtlpReceiver, SentryIngest
-from tests.support.apps import BIN_DIR, AppProcess, clean_env
+from tests.support.apps import AppProcess, probe
 
 APPS = Path(__file__).parent / "apps"
 CLOSE = {"Connection": "close"}
@@ -467,20 +464,6 @@ def test_strict_mode_refuses_to_start_with_every_problem_in_one_line() -> None:
     for variable in ("OTEL_TRACES_SAMPLER", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_TRACES_EXPORTER"):
         assert variable in line
     assert "not starting" in line and SECRET not in output
-
-
-def probe(env: dict[str, str]) -> tuple[dict[str, Any], str]:
-    """``opentelemetry-instrument python config_probe.py``: the configured pipeline, and stderr."""
-    result = subprocess.run(
-        [str(BIN_DIR / "opentelemetry-instrument"), sys.executable, "config_probe.py"],
-        cwd=APPS,
-        env=clean_env({"OTEL_SENTRY_INBOX_DIR": "/tmp/otel-sentry-probe-inbox", **env}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout), result.stderr
 
 
 @pytest.mark.parametrize("arg", ["-1", "2", "NaN", "abc"])

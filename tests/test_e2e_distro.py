@@ -212,7 +212,11 @@ FRAME_KEYS = (
 
 
 def _frames(value: dict[str, Any]) -> list[tuple[str, ...]]:
-    return [tuple(str(frame.get(k)) for k in FRAME_KEYS) for frame in value["stacktrace"]["frames"]]
+    # in_app absent and false mean the same to Sentry (otel_sentry marks its own frames false)
+    return [
+        tuple(str(bool(frame.get(k)) if k == "in_app" else frame.get(k)) for k in FRAME_KEYS)
+        for frame in value["stacktrace"]["frames"]
+    ]
 
 
 def test_frames_match_what_sentry_sdk_itself_builds_for_the_same_exception() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -217,3 +218,20 @@ class AppProcess:
         if exc_type is not None:
             # pytest shows captured stdout of a failing test: make the app's output part of it.
             print(self.output())
+
+
+APPS_DIR = Path(__file__).resolve().parents[1] / "apps"
+
+
+def probe(env: dict[str, str]) -> tuple[dict[str, Any], str]:
+    """``opentelemetry-instrument python config_probe.py``: the configured pipeline, and stderr."""
+    result = subprocess.run(
+        [str(BIN_DIR / "opentelemetry-instrument"), sys.executable, "config_probe.py"],
+        cwd=APPS_DIR,
+        env=clean_env({"OTEL_SENTRY_INBOX_DIR": "/tmp/otel-sentry-probe-inbox", **env}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout), result.stderr

@@ -1,0 +1,516 @@
+"""What instrumentation costs per request: otel_sentry against its peers, all in the same run.
+
+    python bench/overhead.py                 # full run (about 15 minutes), prints the tables
+    python bench/overhead.py --write-docs    # and rewrites docs/performance.md and its plots
+    python bench/overhead.py --smoke         # tiny counts: checks the harness and every peer works
+
+Configurations (bench/_peer_worker.py sets each up as its users do): ``bare`` (no instrumentation);
+``seeds`` (the audited gateway's setup: sentry-sdk with its FastAPI integration, their
+``traces_sampler`` and their ``BaseHTTPMiddleware``, bench/_seeds_setup.py); ``otel`` (stock
+OpenTelemetry: opentelemetry-distro's defaults, parent-based ratio 0.1, OTLP); ``otel_lean`` (the same
+with the ASGI send/receive spans excluded); ``sentry_otlp`` (sentry-sdk's ``OTLPIntegration`` on the
+FastAPI instrumentation, ratio 0.1); ``ours`` (otel_sentry's defaults, Sentry DSN) and ``ours_otlp``
+(the same plus OTLP side by side). Sentry DSNs and OTLP endpoints point at loopback receivers in this
+process, so every configuration really delivers.
+
+In-process: each configuration runs in a worker process of its own, all alive at once; batches of
+requests go through a hand-written ASGI driver (no sockets), configurations interleaved in a random
+order each round. Per batch the worker reports per-request latencies and the process CPU time
+*including a flush* of what the configuration exports, so background serialization and delivery are
+paid where they are caused. Overheads are differences to ``bare`` in the same run; ratios compare
+overheads, which is what stays stable on a noisy shared machine.
+
+End to end: uvicorn on 127.0.0.1 per configuration, driven by wrk (Debian package ``wrk``) or, where
+it is missing, a small Python load generator (flagged in the output); requests per second as a ratio to
+bare. Also: peak RSS per configuration, start-up time to first import of the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
+
+from _peer_worker import CONFIGS, ROUTES  # noqa: E402
+
+from otel_sentry.testing import OtlpReceiver, SentryIngest  # noqa: E402
+
+DOCS = ROOT / "docs" / "performance.md"
+PLOTS = ROOT / "docs" / "img"
+BEGIN, END = "<!-- bench:overhead begin -->", "<!-- bench:overhead end -->"
+PEERS = ("seeds", "otel", "otel_lean", "sentry_otlp")
+OURS = ("ours", "ours_otlp")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SENTRY_", "BENCH_"))}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Worker:
+    config: str
+    process: subprocess.Popen[str]
+
+    @classmethod
+    def start(cls, config: str, dsn: str, otlp: str) -> Worker:
+        process = subprocess.Popen(
+            [sys.executable, str(BENCH / "_peer_worker.py"), config, dsn, otlp],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=clean_env(),
+            cwd=BENCH,
+        )
+        worker = cls(config, process)
+        ready = worker._read()
+        if not ready.get("ready"):
+            raise RuntimeError(f"{config}: worker did not start: {ready}")
+        return worker
+
+    def ask(self, **command: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.config}: worker exited with {self.process.wait()}")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def stop(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@dataclass
+class Samples:
+    latencies_us: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)  # per request, one value per batch
+
+    @property
+    def latency(self) -> float:
+        return statistics.median(self.latencies_us)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(self.cpu_us)
+
+
+def run_in_process(
+    configs: list[str], rounds: int, batch: int, dsn_for: Any, otlp: str
+) -> tuple[dict[tuple[str, str], Samples], dict[str, int]]:
+    workers = {config: Worker.start(config, dsn_for(config), otlp) for config in configs}
+    samples = {(c, r): Samples() for c in configs for r in ROUTES}
+    rng = random.Random(7)
+    try:
+        for worker in workers.values():  # warm up: middleware stacks, caches, connections
+            for route in ROUTES:
+                worker.ask(op="run", route=route, n=max(10, batch // 2))
+        for n in range(rounds):
+            for route in rng.sample(list(ROUTES), len(ROUTES)):
+                for config in rng.sample(configs, len(configs)):
+                    reply = workers[config].ask(op="run", route=route, n=batch)
+                    s = samples[(config, route)]
+                    s.latencies_us.extend(ns / 1000 for ns in reply["latencies_ns"])
+                    s.cpu_us.append(reply["cpu_ns"] / 1000 / batch)
+            print(f"  round {n + 1}/{rounds}", file=sys.stderr)
+        rss = {config: worker.ask(op="stats")["maxrss_kb"] for config, worker in workers.items()}
+    finally:
+        for worker in workers.values():
+            worker.stop()
+    return samples, rss
+
+
+# -- end to end ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server not ready: {url}")
+
+
+def python_load(url: str, seconds: float, connections: int) -> float:
+    """Requests per second from a closed-loop generator in a process of its own (when wrk is
+    missing): far weaker than wrk, so only ratios between configurations mean anything."""
+    code = (
+        "import asyncio, sys, time, httpx\n"
+        "async def main(url, seconds, n):\n"
+        "    count = 0\n"
+        "    async with httpx.AsyncClient() as client:\n"
+        "        end = time.monotonic() + seconds\n"
+        "        async def loop():\n"
+        "            nonlocal count\n"
+        "            while time.monotonic() < end:\n"
+        "                await client.get(url)\n"
+        "                count += 1\n"
+        "        await asyncio.gather(*(loop() for _ in range(n)))\n"
+        "    print(count / seconds)\n"
+        "asyncio.run(main(sys.argv[1], float(sys.argv[2]), int(sys.argv[3])))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, url, str(seconds), str(connections)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    return float(out.stdout.strip())
+
+
+def wrk_load(url: str, seconds: float, connections: int) -> float:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if match is None:
+        raise RuntimeError(f"wrk printed no rate:\n{out}")
+    return float(match.group(1))
+
+
+def run_end_to_end(
+    configs: list[str], seconds: float, repeats: int, dsn_for: Any, otlp: str, use_wrk: bool
+) -> dict[str, list[float]]:
+    load = wrk_load if use_wrk else python_load
+    rates: dict[str, list[float]] = {c: [] for c in configs}
+    rng = random.Random(11)
+    for _ in range(repeats):
+        for config in rng.sample(configs, len(configs)):
+            port = free_port()
+            server = subprocess.Popen(
+                [sys.executable, str(BENCH / "_serve.py"), config, dsn_for(config), otlp, str(port)],
+                env=clean_env(),
+                cwd=BENCH,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                url = f"http://127.0.0.1:{port}{ROUTES['general'][1]}"
+                wait_ready(url, server)
+                load(url, min(1.0, seconds / 4), 8)  # warm-up
+                rates[config].append(load(url, seconds, 8))
+            finally:
+                server.terminate()
+                try:
+                    server.wait(30)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+    return rates
+
+
+def startup_seconds(configs: list[str], repeats: int, dsn_for: Any, otlp: str) -> dict[str, float]:
+    """Seconds from interpreter start to the app imported and instrumented (median)."""
+    times: dict[str, list[float]] = {c: [] for c in configs}
+    for _ in range(repeats):
+        for config in configs:
+            code = (
+                "import sys; sys.path.insert(0, '.'); import _peer_worker as w; "
+                f"w.configure({config!r}, {dsn_for(config)!r}, {otlp!r}); import _peer_app"
+            )
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-c", code], env=clean_env(), cwd=BENCH, check=True, capture_output=True
+            )
+            times[config].append(time.perf_counter() - start)
+    return {c: statistics.median(v) for c, v in times.items()}
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def overhead(samples: dict[tuple[str, str], Samples], config: str, route: str, what: str) -> float:
+    base = samples[("bare", route)]
+    mine = samples[(config, route)]
+    return float(getattr(mine, what) - getattr(base, what))
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else float("inf")
+
+
+def targets(
+    samples: dict[tuple[str, str], Samples], rates: dict[str, list[float]]
+) -> list[tuple[str, str, float, bool]]:
+    rows = []
+    for what in ("cpu", "latency"):
+        for route in ("general", "chat", "error"):
+            r = ratio(overhead(samples, "ours", route, what), overhead(samples, "otel_lean", route, what))
+            rows.append((f"ours / stock lean, {route} ({what})", "<= 1.0", r, r <= 1.0))
+        r = ratio(overhead(samples, "ours", "health", what), overhead(samples, "otel_lean", "health", what))
+        rows.append((f"ours / stock lean, health ({what})", "<= 0.5", r, r <= 0.5))
+        r = ratio(overhead(samples, "ours", "error", what), overhead(samples, "seeds", "error", what))
+        rows.append((f"ours / seeds, per captured error ({what})", "<= 0.1", r, r <= 0.1))
+    if rates.get("ours") and rates.get("bare"):
+        r = statistics.median(rates["ours"]) / statistics.median(rates["bare"])
+        rows.append(("ours end-to-end throughput / bare", ">= 0.6", r, r >= 0.6))
+    return rows
+
+
+def tables(
+    samples: dict[tuple[str, str], Samples],
+    rss: dict[str, int],
+    rates: dict[str, list[float]],
+    startup: dict[str, float],
+    load_tool: str,
+) -> str:
+    configs = [c for c in CONFIGS if ("bare", "general") in samples and (c, "general") in samples]
+    lines = ["### In-process: overhead over bare, µs per request (CPU incl. flush; median latency)", ""]
+    lines.append("| configuration | " + " | ".join(ROUTES) + " |")
+    lines.append("| --- |" + " --- |" * len(ROUTES))
+    for config in configs:
+        cells = []
+        for route in ROUTES:
+            s = samples[(config, route)]
+            if config == "bare":
+                cells.append(f"{s.cpu:.0f} ({s.latency:.0f}) absolute")
+            else:
+                cpu, lat = (
+                    overhead(samples, config, route, "cpu"),
+                    overhead(samples, config, route, "latency"),
+                )
+                cells.append(f"+{cpu:.0f} (+{lat:.0f})")
+        lines.append(f"| {config} | " + " | ".join(cells) + " |")
+    lines += ["", "### Overhead relative to stock lean (CPU), and slowdown over bare (CPU)", ""]
+    lines.append(
+        "| configuration | "
+        + " | ".join(f"{r} vs lean" for r in ROUTES)
+        + " | "
+        + " | ".join(f"{r} x bare" for r in ROUTES)
+        + " |"
+    )
+    lines.append("| --- |" + " --- |" * (2 * len(ROUTES)))
+    for config in configs:
+        if config == "bare":
+            continue
+        rel = [
+            ratio(overhead(samples, config, r, "cpu"), overhead(samples, "otel_lean", r, "cpu"))
+            for r in ROUTES
+        ]
+        slow = [samples[(config, r)].cpu / samples[("bare", r)].cpu for r in ROUTES]
+        lines.append(
+            f"| {config} | "
+            + " | ".join(f"{x:.2f}" for x in rel)
+            + " | "
+            + " | ".join(f"{x:.1f}x" for x in slow)
+            + " |"
+        )
+    lines += ["", "### Targets", "", "| target | wanted | measured | met |", "| --- | --- | --- | --- |"]
+    for name, wanted, value, met in targets(samples, rates):
+        lines.append(f"| {name} | {wanted} | {value:.2f} | {'yes' if met else '**no**'} |")
+    lines += ["", f"### End to end (uvicorn, 1 worker, {load_tool}, 8 connections, general route)", ""]
+    lines += [
+        "| configuration | requests/s (median) | ratio to bare | peak RSS (MiB, in-process) | start-up (s) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    bare_rate = statistics.median(rates["bare"]) if rates.get("bare") else 0.0
+    for config in configs:
+        rate = statistics.median(rates[config]) if rates.get(config) else float("nan")
+        lines.append(
+            f"| {config} | {rate:.0f} | {ratio(rate, bare_rate):.2f} | {rss.get(config, 0) / 1024:.0f} | "
+            f"{startup.get(config, float('nan')):.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(samples: dict[tuple[str, str], Samples], rates: dict[str, list[float]]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    configs = [c for c in CONFIGS if c != "bare"]
+    fig, axes = plt.subplots(1, len(ROUTES), figsize=(4 * len(ROUTES), 4))
+    for ax, route in zip(axes, ROUTES):
+        values = [max(overhead(samples, c, route, "cpu"), 1.0) for c in configs]
+        colors = ["#d62728" if c in OURS else "#7f7f7f" for c in configs]
+        ax.bar(configs, values, color=colors)
+        ax.set_yscale("log")
+        ax.set_title(f"{route}: µs over bare")
+        ax.tick_params(axis="x", rotation=60)
+    fig.tight_layout()
+    fig.savefig(PLOTS / "overhead_per_route.png", dpi=110)
+    plt.close(fig)
+    names = [PLOTS / "overhead_per_route.png"]
+    if rates:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        order = [c for c in CONFIGS if rates.get(c)]
+        ax.bar(
+            order,
+            [statistics.median(rates[c]) for c in order],
+            color=["#d62728" if c in OURS else "#7f7f7f" for c in order],
+        )
+        ax.set_ylabel("requests/s")
+        ax.set_title("uvicorn end to end, general route")
+        ax.tick_params(axis="x", rotation=45)
+        fig.tight_layout()
+        fig.savefig(PLOTS / "throughput.png", dpi=110)
+        plt.close(fig)
+        names.append(PLOTS / "throughput.png")
+    return [str(n.relative_to(ROOT / "docs")) for n in names]
+
+
+def check_delivery(ingest: SentryIngest, otlp: OtlpReceiver, configs: list[str]) -> list[str]:
+    """Every configuration must really do what it says: a peer that silently did nothing would make
+    every ratio a lie. Returns the problems found."""
+    problems = []
+    events: dict[str, int] = {}
+    for envelope in ingest.envelopes():
+        key = envelope.auth.get("sentry_key", "")
+        events[key] = events.get(key, 0) + len(envelope.payloads("event"))
+    services: dict[str, int] = {}
+    for span in otlp.spans():
+        name = span.get("resource", {}).get("service.name", "")
+        services[name] = services.get(name, 0) + 1
+    for config in configs:
+        if config in ("seeds", "sentry_otlp", *OURS) and not events.get(config):
+            problems.append(f"{config}: no error event reached the Sentry ingest")
+        if config in ("otel", "otel_lean", "sentry_otlp", "ours_otlp") and not services.get(config):
+            problems.append(f"{config}: no span reached the OTLP receiver")
+    for config in ("bare", "otel", "otel_lean", "ours"):
+        if config in configs and config != "ours" and events.get(config):
+            problems.append(f"{config}: sent Sentry events it should not")
+        if config in ("bare", "ours") and services.get(config):
+            problems.append(f"{config}: sent OTLP spans it should not")
+    return problems
+
+
+def versions() -> str:
+    names = (
+        "opentelemetry-sdk",
+        "opentelemetry-instrumentation-fastapi",
+        "sentry-sdk",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "otel-sentry",
+    )
+    return ", ".join(f"{n} {version(n)}" for n in names) + f", Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=10.0, help="end-to-end load per run")
+    parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs per configuration")
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--smoke", action="store_true", help="tiny counts: check the harness works")
+    parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--json", help="also write the raw figures to this file")
+    args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.batch, args.seconds, args.repeats = 1, 20, 1.0, 1
+    configs = [c for c in args.configs.split(",") if c]
+    if "bare" not in configs:
+        configs.insert(0, "bare")
+    use_wrk = shutil.which("wrk") is not None and not args.smoke
+    load_tool = "wrk" if use_wrk else "Python load generator (wrk not installed)"
+    with SentryIngest() as ingest, OtlpReceiver() as otlp:
+
+        def dsn_for(config: str) -> str:
+            return ingest.dsn(public_key=config)
+
+        print(
+            f"in-process: {len(configs)} configurations, {args.rounds} rounds of {args.batch}",
+            file=sys.stderr,
+        )
+        samples, rss = run_in_process(configs, args.rounds, args.batch, dsn_for, otlp.endpoint)
+        problems = check_delivery(ingest, otlp, configs)
+        ingest.clear()
+        otlp.clear()
+        print(f"end to end: {load_tool}", file=sys.stderr)
+        rates = run_end_to_end(configs, args.seconds, args.repeats, dsn_for, otlp.endpoint, use_wrk)
+        ingest.clear()
+        otlp.clear()
+        startup = startup_seconds(configs, 1 if args.smoke else 5, dsn_for, otlp.endpoint)
+    report = tables(samples, rss, rates, startup, load_tool)
+    print(report)
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    if args.json:
+        raw = {
+            "samples": {
+                f"{c}/{r}": {"cpu_us": s.cpu, "latency_us": s.latency} for (c, r), s in samples.items()
+            },
+            "rss_kb": rss,
+            "rates": rates,
+            "startup_s": startup,
+            "targets": [list(t) for t in targets(samples, rates)],
+            "problems": problems,
+        }
+        Path(args.json).write_text(json.dumps(raw, indent=1))
+    if args.write_docs:
+        images = plot(samples, rates)
+        command = (
+            f"python bench/overhead.py --rounds {args.rounds} --batch {args.batch} "
+            f"--seconds {args.seconds:g} --repeats {args.repeats} --write-docs"
+        )
+        block = [
+            BEGIN,
+            f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores "
+            f"(shared): {versions()}.",
+            f"Command: `{command}`.",
+            "",
+            report,
+            *[f"![{Path(i).stem}]({i})" for i in images],
+            END,
+        ]
+        text = DOCS.read_text() if DOCS.exists() else f"# Performance\n\n{BEGIN}\n{END}\n"
+        start, end = text.index(BEGIN), text.index(END) + len(END)
+        DOCS.write_text(text[:start] + "\n".join(block) + text[end:])
+    if problems:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

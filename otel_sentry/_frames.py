@@ -1,0 +1,169 @@
+"""Stack frames for an exception chain: sentry-sdk's, without what makes them cost milliseconds.
+
+sentry-sdk's ``event_from_exception`` gives the frames Sentry users expect (module, function,
+filename, abs_path, lineno, in_app), so it still builds them. Two parts of it are left to this module,
+because on a FastAPI stack (about 40 frames, most of them Starlette's and FastAPI's) they dominated
+the cost of a captured error (bench/overhead.py, docs/performance.md):
+
+* **Source context.** sentry-sdk asks each frame's module loader for the whole source file and splits
+  it, for every frame of every event: no cache. Here the lines come from :mod:`linecache` (one
+  ``stat`` per file to notice a deploy that changed it), cut the same way as sentry-sdk cuts them.
+* **Local variables.** sentry-sdk serializes the locals of every frame, library frames included
+  (each untrusted ``repr`` runs under otel_sentry's time guard, a thread hand-off). Here only in-app
+  frames carry ``vars`` (the innermost frame too when no frame is in-app), the frames a user reads;
+  ``OTEL_SENTRY_LOCAL_VARIABLES_ALL_FRAMES=true`` gives every frame its locals as sentry-sdk does.
+
+Exception groups keep sentry-sdk's own extraction (their frames nest differently).
+"""
+
+from __future__ import annotations
+
+import builtins
+import linecache
+import os
+import time
+from dataclasses import dataclass, field
+from types import FrameType, TracebackType
+from typing import Any, Optional
+
+from ._redact import scrub_data, scrub_text
+from ._sanitize import clip, frame_repr
+
+MAX_MESSAGE = 8192
+CONTEXT_LINES = 5  # sentry-sdk's default
+_GROUP: Any = getattr(builtins, "BaseExceptionGroup", ())  # Python 3.11+
+
+
+@dataclass(frozen=True)
+class FrameOptions:
+    """The subset of sentry-sdk client options that shape frames."""
+
+    include_local_variables: bool = True
+    include_source_context: bool = True
+    in_app_include: tuple[str, ...] = ()
+    in_app_exclude: tuple[str, ...] = ()
+    max_value_length: Optional[int] = None
+    # As sentry-sdk: frames under the working directory (and not in site-packages) are in_app.
+    project_root: Optional[str] = field(default_factory=os.getcwd)
+    local_variables_all_frames: bool = False
+
+    def client_options(self, *, ours: bool) -> dict[str, Any]:
+        """Options for sentry-sdk's extraction; ``ours``: source and locals are added here."""
+        return {
+            "include_local_variables": self.include_local_variables and not ours,
+            "include_source_context": self.include_source_context and not ours,
+            "max_value_length": self.max_value_length,
+            "add_full_stack": False,
+            # A __repr__ that raises or never returns must not break or block the capture.
+            "custom_repr": frame_repr,
+        }
+
+
+def exception_values(
+    exc: BaseException,
+    tb: Optional[TracebackType],
+    *,
+    handled: bool,
+    mechanism_type: str,
+    options: FrameOptions,
+) -> list[dict[str, Any]]:
+    """The ``exception.values`` list for exc and its __cause__/__context__ chain, innermost first."""
+    from sentry_sdk.utils import event_from_exception, handle_in_app, walk_exception_chain
+
+    chain = list(walk_exception_chain((type(exc), exc, tb)))
+    ours = not any(isinstance(e, _GROUP) for _t, e, _tb in chain)
+    event, _hint = event_from_exception(
+        (type(exc), exc, tb),
+        client_options=options.client_options(ours=ours),
+        mechanism={"type": mechanism_type, "handled": handled},
+    )
+    # otel_sentry's own frames (the capture middleware) are never the app's, even in a checkout of it
+    exclude = [*options.in_app_exclude, "otel_sentry"]
+    handle_in_app(event, exclude, list(options.in_app_include), options.project_root)
+    values: list[dict[str, Any]] = event["exception"]["values"]
+    if ours and len(values) == len(chain):
+        for value, (_type, _exc, exc_tb) in zip(values, reversed(chain)):
+            _complete_frames(value.get("stacktrace", {}).get("frames", []), exc_tb, options)
+    for value in values:
+        for frame in value.get("stacktrace", {}).get("frames", ()):
+            if "vars" in frame:
+                frame["vars"] = scrub_data(frame["vars"])
+        if isinstance(value.get("value"), str):
+            text = scrub_text(clip(value["value"], MAX_MESSAGE * 2))  # scrubbing megabytes is slow
+            value["value"] = text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+    return values
+
+
+def _complete_frames(
+    frames: list[dict[str, Any]], tb: Optional[TracebackType], options: FrameOptions
+) -> None:
+    from sentry_sdk.utils import iter_stacks
+
+    stack = [(entry.tb_frame, entry.tb_lineno) for entry, _ in zip(iter_stacks(tb), range(len(frames) + 1))]
+    if len(stack) != len(frames):
+        return  # sentry-sdk dropped an over-long stack; nothing to complete
+    if options.include_source_context:
+        for frame, (live, lineno) in zip(frames, stack):
+            pre, line, post = source_context(live, lineno, options.max_value_length)
+            if line is not None:
+                frame["pre_context"], frame["context_line"], frame["post_context"] = pre, line, post
+            else:
+                frame["pre_context"], frame["context_line"], frame["post_context"] = [], None, []
+    if options.include_local_variables:
+        from sentry_sdk.serializer import serialize
+
+        wanted = [
+            i for i, frame in enumerate(frames) if options.local_variables_all_frames or frame.get("in_app")
+        ]
+        if not wanted and frames:
+            wanted = [len(frames) - 1]  # nothing in-app: the frame that raised
+        for i in wanted:
+            frames[i]["vars"] = serialize(dict(stack[i][0].f_locals), is_vars=True, custom_repr=frame_repr)
+
+
+_contexts: dict[tuple[str, int, Optional[int]], tuple[list[str], tuple[list[str], Any, list[str]]]] = {}
+_checked: dict[str, float] = {}
+_CONTEXTS_KEPT = 4096
+_RECHECK_SECONDS = 10.0  # how soon a file changed on disk (a deploy in place) shows in new events
+
+
+def source_context(
+    frame: FrameType, lineno: Optional[int], max_length: Optional[int]
+) -> tuple[list[str], Any, list[str]]:
+    """sentry-sdk's ``get_source_context``, from :mod:`linecache`, each (file, line) cut once."""
+    if lineno is None:
+        return [], None, []
+    try:
+        filename = frame.f_code.co_filename
+        now = time.monotonic()
+        if now - _checked.get(filename, -_RECHECK_SECONDS) >= _RECHECK_SECONDS:
+            linecache.checkcache(filename)
+            if len(_checked) >= _CONTEXTS_KEPT:
+                _checked.clear()
+            _checked[filename] = now
+        source = linecache.getlines(filename, frame.f_globals)
+    except Exception:
+        return [], None, []
+    key = (filename, lineno, max_length)
+    cached = _contexts.get(key)
+    if cached is not None and cached[0] is source:  # the same lines: the file was not reloaded
+        pre, line, post = cached[1]
+        return list(pre), line, list(post)
+    index = lineno - 1
+    if not source or not 0 <= index < len(source):
+        return [], None, []
+    from sentry_sdk.utils import strip_string
+
+    def cut(text: str) -> Any:
+        return strip_string(text.strip("\r\n"), max_length=max_length)
+
+    lower, upper = max(0, index - CONTEXT_LINES), min(index + 1 + CONTEXT_LINES, len(source))
+    result = (
+        [cut(s) for s in source[lower:index]],
+        cut(source[index]),
+        [cut(s) for s in source[index + 1 : upper]],
+    )
+    if len(_contexts) >= _CONTEXTS_KEPT:
+        _contexts.clear()
+    _contexts[key] = (source, result)
+    return list(result[0]), result[1], list(result[2])
