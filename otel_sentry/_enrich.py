@@ -89,6 +89,41 @@ def enrich(
     return facts
 
 
+# Headers put on the server span when the standard OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_*
+# variables are not set (then the instrumentation captures what they name), as the semantic
+# conventions name them: http.request.header.<name with - as _> = (value,).
+DEFAULT_REQUEST_HEADERS = (
+    "content-type",
+    "content-length",
+    "user-agent",
+    "accept",
+    "x-request-id",
+    "x-forwarded-proto",
+)
+DEFAULT_RESPONSE_HEADERS = (b"content-type", b"content-length")
+STANDARD_HEADER_VARIABLES = (
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE",
+)
+
+
+def header_attributes(
+    request_headers: dict[str, str], response_headers: Optional[list[tuple[bytes, bytes]]]
+) -> dict[str, Any]:
+    """The default selection of (already sanitized) request headers and of response headers."""
+    attributes: dict[str, Any] = {}
+    for name in DEFAULT_REQUEST_HEADERS:
+        value = request_headers.get(name)
+        if value is not None:
+            attributes[f"http.request.header.{name.replace('-', '_')}"] = (value,)
+    for raw_name, raw_value in response_headers or ():
+        lowered = raw_name.lower()
+        if lowered in DEFAULT_RESPONSE_HEADERS:
+            key = f"http.response.header.{lowered.decode('latin-1').replace('-', '_')}"
+            attributes[key] = (raw_value.decode("latin-1"),)
+    return attributes
+
+
 def span_attributes(facts: RequestFacts, *, send_default_pii: bool) -> dict[str, Any]:
     """Attributes for the server span: OTel semantic-convention names first, the project's namespace
     for the rest. The raw credential never appears; the e-mail only with send_default_pii."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from . import _dsc, _redact
 from ._capture import exception_chain
 from ._classify import ErrorFacts, FailedSpan, classify
+from ._enrich import STANDARD_HEADER_VARIABLES
 from ._event_common import EventDefaults
 from ._events import CapturedError, RequestFacts, error_event
 from ._fit_event import fit_event
@@ -94,6 +95,8 @@ class Runtime:
         self.scrubber = _redact.configure(settings.scrub_keys, settings.scrub_safe_keys)
         self.hash_secret = settings.api_key_hash_secret.encode() if settings.api_key_hash_secret else None
         self.counters: Counter[str] = Counter()
+        #: Selected headers on server spans from our facts, unless the standard variables name them.
+        self.default_header_capture = not any(os.environ.get(v) for v in STANDARD_HEADER_VARIABLES)
         #: Tail promotion (set by the pipeline when on): error events promote their trace.
         self.promoter: Optional[PromotionProcessor] = None
         self._reported: set[str] = set()

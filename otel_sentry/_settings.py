@@ -262,6 +262,16 @@ SETTINGS: tuple[Setting, ...] = (
         "frames only (the innermost frame when none is in-app), a tenth of the cost per error.",
     ),
     Setting(
+        "asgi_send_receive_spans",
+        ("OTEL_SENTRY_ASGI_SEND_RECEIVE_SPANS",),
+        _parse_bool,
+        False,
+        BOOL,
+        "Keep the FastAPI instrumentation's internal `http send`/`http receive` spans (one per ASGI "
+        "message). Off: excluded, as the instrumentation's `exclude_spans` does; they say nothing the "
+        "server span does not, and cost a third of a sampled request (docs/performance.md).",
+    ),
+    Setting(
         "include_source_context",
         ("OTEL_SENTRY_INCLUDE_SOURCE_CONTEXT",),
         _parse_bool,
@@ -393,11 +403,12 @@ SETTINGS: tuple[Setting, ...] = (
         "promotion",
         ("OTEL_SENTRY_PROMOTION",),
         _parse_bool,
-        True,
+        False,
         BOOL,
         "Tail promotion: record unsampled traces (not exported) and export the ones that error, to "
-        "Sentry and every OTLP backend; see docs/sampling.md for its cost. Routes at rate 0 are never "
-        "recorded.",
+        "Sentry and every OTLP backend. Off by default: recording every unsampled request costs about "
+        "as much again as the instrumentation itself (docs/performance.md). Errors are events either "
+        "way. Routes at rate 0 are never recorded.",
     ),
     Setting(
         "promotion_max_traces",
@@ -519,6 +530,7 @@ class Settings:
     send_default_pii: bool = False
     include_local_variables: bool = True
     local_variables_all_frames: bool = False
+    asgi_send_receive_spans: bool = False
     include_source_context: bool = True
     in_app_include: tuple[str, ...] = ()
     in_app_exclude: tuple[str, ...] = ()
@@ -533,7 +545,7 @@ class Settings:
     scrub_keys: tuple[str, ...] = ()
     scrub_safe_keys: tuple[str, ...] = ()
     rules_file: Optional[Path] = None
-    promotion: bool = True
+    promotion: bool = False
     promotion_max_traces: int = 1000
     promotion_max_spans: int = 1000
     promotion_max_seconds: float = 60.0

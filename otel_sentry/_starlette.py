@@ -22,7 +22,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from . import _capture, _shutdown
-from ._enrich import DURATION_MS, ERROR_CATEGORY, IS_TIMEOUT, SLOW_REQUEST, span_attributes
+from ._enrich import DURATION_MS, ERROR_CATEGORY, IS_TIMEOUT, SLOW_REQUEST, header_attributes, span_attributes
 from ._failsafe import internal_error
 from ._runtime import Runtime, get_runtime
 
@@ -60,7 +60,7 @@ class CaptureMiddleware:
             if message["type"] == "http.response.start":
                 request.status_code = message.get("status")
                 # The OTel ASGI middleware ends the server span with the response body: annotate now.
-                _annotate_server_span(runtime, request)
+                _annotate_server_span(runtime, request, message.get("headers"))
             await send(message)
 
         try:
@@ -94,7 +94,9 @@ class CaptureMiddleware:
             scope.pop(_capture.SCOPE_KEY, None)
 
 
-def _annotate_server_span(runtime: Runtime, request: _capture.RequestCapture) -> None:
+def _annotate_server_span(
+    runtime: Runtime, request: _capture.RequestCapture, response_headers: Any = None
+) -> None:
     """Write the request's facts (and its error's classification) on the server span while it is
     still writable. Unsampled requests return at once: enrichment costs them nothing."""
     try:
@@ -105,6 +107,8 @@ def _annotate_server_span(runtime: Runtime, request: _capture.RequestCapture) ->
             return  # recorded only in case it errors (tail promotion): it did not, nobody will see it
         facts = request.facts(runtime)
         attributes = span_attributes(facts, send_default_pii=runtime.settings.send_default_pii)
+        if runtime.default_header_capture:
+            attributes.update(header_attributes(facts.headers, response_headers))
         if request.errors:
             classification = runtime.classify(request.errors[0], facts, request.failed_spans)
             attributes["error.type"] = classification.exception_type

@@ -133,6 +133,40 @@ def test_the_same_facts_reach_the_otlp_backend(run: Any) -> None:
     assert slow and any(e["name"] == "otel_sentry.slow_request" for e in slow[0]["events"])
 
 
+def test_selected_headers_are_on_the_server_span_and_credentials_are_not(run: Any) -> None:
+    _, receiver = run
+    servers = [s for s in receiver.spans() if s["kind"] == 2]
+    chat_spans = [s for s in servers if s["attributes"].get("http.route") == "/v1/chat/completions"]
+    for span in chat_spans:
+        attrs = span["attributes"]
+        assert attrs["http.request.header.content_type"] == ["application/json"]
+        assert attrs["http.request.header.user_agent"][0].startswith("python-httpx/")
+        assert attrs["http.response.header.content_type"] == ["application/json"]
+        assert not [k for k in attrs if "authorization" in k or "cookie" in k]
+
+
+def test_the_standard_header_variables_hand_header_capture_to_the_instrumentation() -> None:
+    with OtlpReceiver() as receiver:
+        env = {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "OTEL_TRACES_SAMPLER": "always_on",
+            "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "x-tenant,authorization",
+        }
+        with AppProcess("app", cwd=GATEWAY, env=env, ready_path="/health") as app:
+            assert app.client.get("/v1/models", headers={"X-Tenant": "acme", **AUTH}).status_code == 200
+            assert app.stop() == 0, app.output()
+        assert receiver.wait_for(lambda r: any(s["kind"] == 2 for s in r.spans()), 10)
+    (span,) = [
+        s for s in receiver.spans() if s["kind"] == 2 and s["attributes"].get("http.route") == "/v1/models"
+    ]
+    attrs = span["attributes"]
+    assert attrs["http.request.header.x_tenant"] == ["acme"]
+    assert attrs["http.request.header.authorization"] == ["[REDACTED]"]
+    assert "http.request.header.user_agent" not in attrs  # the user's list replaces ours
+
+
 def test_the_raw_api_key_never_leaves_the_process(run: Any) -> None:
     ingest, receiver = run
     for blob in (ingest.raw_bytes(), receiver.raw_bytes()):

@@ -161,6 +161,22 @@ def test_sampled_traces_become_transactions_side_by_side(run: Any) -> None:
     assert len(transactions) == len(server_trace_ids)
 
 
+def test_asgi_send_and_receive_spans_are_left_out_by_default(run: Any) -> None:
+    _ingest, receiver, _output = run
+    assert receiver.spans()
+    names = {s["name"] for s in receiver.spans()}
+    assert not [n for n in names if n.endswith((" http send", " http receive"))], names
+
+
+def test_asgi_send_and_receive_spans_come_back_when_asked_for() -> None:
+    with SentryIngest() as ingest, OtlpReceiver() as receiver:
+        env = distro_env(ingest, receiver, OTEL_SENTRY_ASGI_SEND_RECEIVE_SPANS="true")
+        with AppProcess("errors_app", cwd=APPS, env=env, ready_path="/health") as app:
+            assert app.client.get("/ok/1").status_code == 200
+            assert app.stop() == 0, app.output()
+        assert receiver.wait_for(lambda r: any(s["name"].endswith(" http send") for s in r.spans()), 10)
+
+
 def test_every_envelope_passes_relay_normalization(run: Any) -> None:
     ingest, _receiver, _output = run
     payloads = ingest.events() + ingest.transactions()

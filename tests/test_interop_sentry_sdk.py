@@ -62,6 +62,7 @@ def services() -> Iterator[Services]:
                 "SENTRY_RELEASE": "otel-service@1.0",
                 "OTEL_TRACES_SAMPLER_ARG": "/sampled/*=1,/unsampled/*=0",
                 "OTEL_BSP_SCHEDULE_DELAY": "100",
+                "OTEL_SENTRY_PROMOTION": "true",  # the matrix shows the promoted callee part too
             },
             ready_path="/health",
         )

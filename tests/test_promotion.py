@@ -193,6 +193,7 @@ def run(tmp_path: Path, **extra: str) -> tuple[SentryIngest, OtlpReceiver, str]:
             "SENTRY_DSN": ingest.dsn(),
             "SENTRY_ENVIRONMENT": "e2e",
             "OTEL_SENTRY_RULES_FILE": str(rules),
+            "OTEL_SENTRY_PROMOTION": "true",
             **extra,
         }
         with AppProcess("errors_app", cwd=APPS, env=env, ready_path="/health") as app:
