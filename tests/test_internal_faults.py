@@ -84,7 +84,13 @@ def test_a_bug_in_our_parts_never_reaches_the_request_and_is_logged_once(
 
 def test_under_the_test_suite_the_same_bug_fails_the_request() -> None:
     # AppProcess sets OTEL_SENTRY_RAISE_INTERNAL_ERRORS=1, as for every end-to-end test here.
-    env = {"APP_BUGS": "processor,hook", "OTEL_TRACES_SAMPLER": "always_on"}
+    env = {
+        "APP_BUGS": "processor,hook",
+        "OTEL_TRACES_SAMPLER": "always_on",
+        # spans that end while the response is sent (the server span ends after it: too late to
+        # fail a request that was already answered)
+        "OTEL_SENTRY_ASGI_SEND_RECEIVE_SPANS": "true",
+    }
     with AppProcess("buggy_app", cwd=APPS, env=env, ready_path="/fail") as app:
         try:
             status = app.get("/ok", headers=CLOSE).status_code
