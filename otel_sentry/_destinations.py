@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import urllib3
 from opentelemetry.instrumentation.utils import suppress_instrumentation
@@ -142,6 +142,49 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=cafile)
 
 
+class _Watchdog:
+    """Cuts a connection whose request outlives its deadline: a server dripping one byte a second
+    never trips a per-read socket timeout. One parked thread per destination, armed per request (a
+    ``threading.Timer`` per request started an OS thread for every envelope sent)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: Optional[tuple[float, Callable[[], None]]] = None
+        self._fired = False
+        self._thread: Optional[threading.Thread] = None
+
+    def arm(self, seconds: float, cut: Callable[[], None]) -> None:
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="otel_sentry.watchdog", daemon=True)
+                self._thread.start()
+            self._armed = (time.monotonic() + seconds, cut)
+            self._fired = False
+            self._cond.notify()
+
+    def disarm(self) -> bool:
+        """Stand down; True when the deadline had passed and the connection was cut."""
+        with self._cond:
+            self._armed = None
+            return self._fired
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                if self._armed is None:
+                    self._cond.wait()
+                    continue
+                deadline, cut = self._armed
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    self._cond.wait(remaining)
+                    continue
+                self._armed = None
+                self._fired = True
+                with contextlib.suppress(Exception):
+                    cut()
+
+
 class HttpDestination:
     """POSTs gzip-compressed envelopes to a Sentry DSN's envelope endpoint or a Spotlight sidecar."""
 
@@ -171,6 +214,7 @@ class HttpDestination:
             self._headers["X-Sentry-Auth"] = auth_header
         self._timeout = timeout
         self._conn: Optional[http.client.HTTPConnection] = None
+        self._watchdog = _Watchdog()
 
     @classmethod
     def for_dsn(cls, dsn: str, *, timeout: float) -> HttpDestination:
@@ -205,7 +249,9 @@ class HttpDestination:
 
     def reset_after_fork(self) -> None:
         # The connection's socket is shared with the parent after fork(): forget it, never use it.
+        # The watchdog's thread did not survive the fork, and its lock may have been held.
         self._conn = None
+        self._watchdog = _Watchdog()
 
     @staticmethod
     def _cut(conn: http.client.HTTPConnection) -> None:
@@ -217,21 +263,20 @@ class HttpDestination:
     def send(self, body: bytes, category: str) -> Accepted:
         payload = gzip.compress(body, compresslevel=6)
         conn = self._connection()
-        watchdog = threading.Timer(self._timeout, self._cut, (conn,))
-        watchdog.daemon = True
-        watchdog.start()
+        self._watchdog.arm(self._timeout, lambda: self._cut(conn))
         try:
             with _suppressed():
                 conn.request("POST", self._path, body=payload, headers=self._headers)
                 response = conn.getresponse()
                 response.read(_MAX_RESPONSE_BYTES)
         except (OSError, http.client.HTTPException, ValueError) as exc:
+            fired = self._watchdog.disarm()
             self._close()
-            timed_out = not watchdog.is_alive() or isinstance(exc, socket.timeout)
+            timed_out = fired or isinstance(exc, socket.timeout)
             what = "timed out" if timed_out else f"{type(exc).__name__}: {mask_url_secrets(str(exc))}"
             raise DeliveryError(what, retry=True) from None
         finally:
-            watchdog.cancel()
+            self._watchdog.disarm()
         if response.will_close or not response.isclosed():
             self._close()
         status = response.status
