@@ -8,6 +8,7 @@ the capture hooks.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
@@ -220,12 +221,31 @@ def configure_pipeline(
                 GuardedSpanProcessor(p) for p in [FailedSpanRecorder(), *([promotion] if promotion else [])]
             ],
             export_span_processor=export_processor,  # type: ignore[arg-type]
+            **_without_unread_metrics(_initialize_components),
         )
         _enable_promotion(promotion, runtime)
         from opentelemetry import trace
 
         guard_provider_sampler(trace.get_tracer_provider())
         return runtime
+
+
+def _without_unread_metrics(initialize: Callable[..., Any]) -> dict[str, Any]:
+    """With no metrics exporter (``OTEL_METRICS_EXPORTER=none``, the default without an OTLP
+    endpoint) the SDK still installs a MeterProvider, and every instrumented request builds and
+    hands over measurements that no reader will ever collect (a twentieth of a request's cost). Its
+    meters are then configured disabled, which instruments check first. A meter configurator the
+    user named wins."""
+    names = [n.strip() for n in os.environ.get("OTEL_METRICS_EXPORTER", "").split(",") if n.strip()]
+    if any(n != "none" for n in names) or os.environ.get("OTEL_PYTHON_METER_CONFIGURATOR"):
+        return {}
+    try:
+        from opentelemetry.sdk.metrics._internal import _disable_meter_configurator
+    except ImportError:  # an SDK without meter configurators: measurements are taken, unread
+        return {}
+    if "meter_configurator" not in inspect.signature(initialize).parameters:
+        return {}
+    return {"meter_configurator": _disable_meter_configurator}
 
 
 def _enable_promotion(promotion: Any, runtime: Optional[Runtime]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from opentelemetry import propagate, trace
+from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import SpanKind
 
 from otel_sentry._runtime import get_runtime
@@ -33,6 +33,10 @@ print(
             "dsn_set": bool(runtime and runtime.settings.dsn),
             "destinations": [t.destination.name for t in runtime.transports] if runtime else [],
             "spool": [t.spool is not None for t in runtime.transports] if runtime else [],
+            # whether instruments take measurements (no reader: they should not)
+            "meters_enabled": getattr(
+                metrics.get_meter("probe").create_counter("c"), "_is_enabled", lambda: True
+            )(),
         }
     )
 )
