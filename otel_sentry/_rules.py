@@ -135,6 +135,21 @@ class Rules:
         pattern, value = self._sampling_table.lookup_entry(route or "")
         return float(value), pattern if pattern is not None else "default"
 
+    def untraced_path_patterns(self, environment: Optional[str] = None) -> tuple[str, ...]:
+        """Globs whose requests are never traced whatever their route template: the rate-0 rules
+        ahead of every rule with a rate above 0 (a later rate-0 rule may be shadowed by an earlier
+        one for some template), without template placeholders. Empty in a full-sampling
+        environment."""
+        if environment in self.full_sampling_environments:
+            return ()
+        patterns = []
+        for pattern, rate in self.sampling:
+            if rate > 0.0:
+                break
+            if "{" not in pattern and "," not in pattern:
+                patterns.append(pattern)
+        return tuple(patterns)
+
     def with_sampling(
         self, entries: Sequence[tuple[str, float]], default_sample_rate: Optional[float] = None
     ) -> Rules:

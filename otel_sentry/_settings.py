@@ -262,6 +262,17 @@ SETTINGS: tuple[Setting, ...] = (
         "frames only (the innermost frame when none is in-app), a tenth of the cost per error.",
     ),
     Setting(
+        "bypass_untraced_routes",
+        ("OTEL_SENTRY_BYPASS_UNTRACED_ROUTES",),
+        _parse_bool,
+        True,
+        BOOL,
+        "Requests to routes the sampling rules never trace (the leading rate-0 rules: `/health*`, "
+        "`/metrics*`) skip the instrumentation middleware altogether, as its excluded URLs do; their "
+        "errors still become events, and what they call is not traced. They then have no "
+        "`http.server` metrics, and an incoming sampled trace is not continued there.",
+    ),
+    Setting(
         "asgi_send_receive_spans",
         ("OTEL_SENTRY_ASGI_SEND_RECEIVE_SPANS",),
         _parse_bool,
@@ -531,6 +542,7 @@ class Settings:
     include_local_variables: bool = True
     local_variables_all_frames: bool = False
     asgi_send_receive_spans: bool = False
+    bypass_untraced_routes: bool = True
     include_source_context: bool = True
     in_app_include: tuple[str, ...] = ()
     in_app_exclude: tuple[str, ...] = ()

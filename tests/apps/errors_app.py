@@ -40,6 +40,16 @@ def call_provider(model: str) -> None:
     raise ConnectionError(f"provider for {model} refused the connection")
 
 
+@app.get("/health/deep")
+async def health_deep(fail: bool = False) -> dict[str, str]:
+    from opentelemetry import trace
+
+    with trace.get_tracer("errors_app").start_as_current_span("db.ping"):
+        if fail:
+            raise RuntimeError("database unreachable")
+    return {"status": "ok"}
+
+
 @app.get("/health")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
