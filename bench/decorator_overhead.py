@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import platform
 import statistics
 import time
@@ -94,6 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=200_000)
+    parser.add_argument("--json", action="store_true", help="print {case: [undecorated, decorated]} ns")
     args = parser.parse_args()
     service = Service()
     pairs = {
@@ -103,8 +105,10 @@ def main() -> None:
         "async function (awaited)": (time_async, plain_async, decorated_async),
     }
     runs = f"{args.rounds} rounds x {args.calls} calls"
-    print(f"Python {platform.python_version()} on {platform.machine()}, {runs}")
-    print(f"{'case':<26} {'undecorated':>12} {'decorated':>10} {'overhead':>9}  (ns per call, medians)")
+    if not args.json:
+        print(f"Python {platform.python_version()} on {platform.machine()}, {runs}")
+        print(f"{'case':<26} {'undecorated':>12} {'decorated':>10} {'overhead':>9}  (ns per call, medians)")
+    figures: dict[str, tuple[float, float]] = {}
     for name, (timer, base, wrapped) in pairs.items():
         timer(base, 1000), timer(wrapped, 1000)  # warm up
         base_ns, wrapped_ns = [], []
@@ -112,7 +116,11 @@ def main() -> None:
             base_ns.append(timer(base, args.calls))
             wrapped_ns.append(timer(wrapped, args.calls))
         b, w = statistics.median(base_ns), statistics.median(wrapped_ns)
-        print(f"{name:<26} {b:>12.0f} {w:>10.0f} {w - b:>+9.0f}")
+        figures[name] = (b, w)
+        if not args.json:
+            print(f"{name:<26} {b:>12.0f} {w:>10.0f} {w - b:>+9.0f}")
+    if args.json:
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":

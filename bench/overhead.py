@@ -264,6 +264,32 @@ def startup_seconds(configs: list[str], repeats: int, dsn_for: Any, otlp: str) -
     return {c: statistics.median(v) for c, v in times.items()}
 
 
+def side_benches(smoke: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Exporter throughput (bench/exporter_throughput.py) and decorator overhead
+    (bench/decorator_overhead.py), each in a process of its own."""
+
+    def run(script: str, *args: str) -> dict[str, Any]:
+        out = subprocess.run(
+            [sys.executable, str(BENCH / script), "--json", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=1200,
+            env=clean_env(),
+        )
+        figures: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+        return figures
+
+    small = smoke
+    exporters = run(
+        "exporter_throughput.py", "--traces", "50" if small else "2000", "--rounds", "1" if small else "7"
+    )
+    decorator = run(
+        "decorator_overhead.py", "--rounds", "1" if small else "15", "--calls", "1000" if small else "200000"
+    )
+    return exporters, decorator
+
+
 # -- report ----------------------------------------------------------------------------------------
 
 
@@ -301,6 +327,8 @@ def tables(
     rates: dict[str, list[float]],
     startup: dict[str, float],
     load_tool: str,
+    exporters: dict[str, Any],
+    decorator: dict[str, Any],
 ) -> str:
     configs = [c for c in CONFIGS if ("bare", "general") in samples and (c, "general") in samples]
     lines = ["### In-process: overhead over bare, µs per request (CPU incl. flush; median latency)", ""]
@@ -358,6 +386,25 @@ def tables(
             f"| {config} | {rate:.0f} | {ratio(rate, bare_rate):.2f} | {rss.get(config, 0) / 1024:.0f} | "
             f"{startup.get(config, float('nan')):.2f} |"
         )
+    lines += [
+        "",
+        "Start-up: interpreter start to the app imported and instrumented (what the sitecustomize of",
+        "`opentelemetry-instrument` does, then `import app`), median of 5.",
+    ]
+    lines += ["", "### Exporter throughput (spans mapped and serialized per second, before the network)", ""]
+    lines += ["| pipeline | spans/s | vs stock OTLP encoding |", "| --- | --- | --- |"]
+    base = exporters.get("otlp", {}).get("spans_per_s", 0.0)
+    for name, label in (
+        ("otlp", "stock OTLP encoding"),
+        ("ours_otlp", "otel_sentry scrubbing + OTLP encoding"),
+        ("ours_sentry", "otel_sentry scrubbing + Sentry transaction + envelope"),
+    ):
+        value = exporters.get(name, {}).get("spans_per_s", 0.0)
+        lines.append(f"| {label} | {value:.0f} | {ratio(value, base):.2f} |")
+    lines += ["", "### `@auto_capture_errors` success path (ns per call, medians)", ""]
+    lines += ["| case | undecorated | decorated | overhead |", "| --- | --- | --- | --- |"]
+    for case, (plain, wrapped) in decorator.items():
+        lines.append(f"| {case} | {plain:.0f} | {wrapped:.0f} | {wrapped - plain:+.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -473,7 +520,8 @@ def main() -> None:
         ingest.clear()
         otlp.clear()
         startup = startup_seconds(configs, 1 if args.smoke else 5, dsn_for, otlp.endpoint)
-    report = tables(samples, rss, rates, startup, load_tool)
+    exporters, decorator = side_benches(args.smoke)
+    report = tables(samples, rss, rates, startup, load_tool, exporters, decorator)
     print(report)
     for problem in problems:
         print(f"PROBLEM: {problem}")
@@ -485,6 +533,8 @@ def main() -> None:
             "rss_kb": rss,
             "rates": rates,
             "startup_s": startup,
+            "exporters": exporters,
+            "decorator_ns": decorator,
             "targets": [list(t) for t in targets(samples, rates)],
             "problems": problems,
         }

@@ -39,3 +39,6 @@ def test_the_overhead_bench_runs_every_configuration_and_every_peer_delivers(tmp
         "ours end-to-end throughput / bare",
     }
     assert "### Targets" in result.stdout
+    for pipeline in ("otlp", "ours_otlp", "ours_sentry"):
+        assert figures["exporters"][pipeline]["spans_per_s"] > 0
+    assert set(figures["decorator_ns"]) >= {"sync function", "method", "async function (awaited)"}
