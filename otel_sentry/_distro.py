@@ -32,7 +32,7 @@ def _asgi_arguments() -> dict[str, Any]:
     """What the ASGI instrumentation is given: no send/receive spans, and untraced routes skipped
     (otel_sentry._untraced); both from settings."""
     from ._configure import current_settings
-    from ._untraced import excluded_urls_argument, untraced_patterns
+    from ._untraced import bypass, untraced_patterns
 
     settings = current_settings()
     arguments: dict[str, Any] = {}
@@ -40,5 +40,5 @@ def _asgi_arguments() -> dict[str, Any]:
         arguments["exclude_spans"] = ["receive", "send"]
     patterns = untraced_patterns() if settings.bypass_untraced_routes else ()
     if patterns:
-        arguments["excluded_urls"] = excluded_urls_argument(patterns)
+        arguments["excluded_urls"] = bypass(patterns)
     return arguments

@@ -23,7 +23,6 @@ from ._redact import sanitize_headers, sanitize_query
 from ._span_semantics import http_status_to_span_status
 
 MAX_TAG_VALUE = 200
-MAX_MESSAGE = 8192
 
 
 @dataclass

@@ -27,9 +27,8 @@ from types import FrameType, TracebackType
 from typing import Any, Optional
 
 from ._redact import scrub_data, scrub_text
-from ._sanitize import clip, frame_repr
+from ._sanitize import MAX_MESSAGE, cap, clip, frame_repr
 
-MAX_MESSAGE = 8192
 CONTEXT_LINES = 5  # sentry-sdk's default
 _GROUP: Any = getattr(builtins, "BaseExceptionGroup", ())  # Python 3.11+
 
@@ -89,8 +88,8 @@ def exception_values(
             if "vars" in frame:
                 frame["vars"] = scrub_data(frame["vars"])
         if isinstance(value.get("value"), str):
-            text = scrub_text(clip(value["value"], MAX_MESSAGE * 2))  # scrubbing megabytes is slow
-            value["value"] = text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+            # shortened before scrubbing (scrubbing megabytes is slow), capped after
+            value["value"] = cap(scrub_text(clip(value["value"], MAX_MESSAGE * 2)), MAX_MESSAGE)
     return values
 
 

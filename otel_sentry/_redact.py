@@ -280,7 +280,7 @@ class Scrubber:
         (parent, key) pairs, joined only when something is found: an event has hundreds of nodes."""
         if isinstance(value, str):
             scrubbed = self.scrub_text(value)
-            if scrubbed is not value and scrubbed != value and found is not None:
+            if scrubbed is not value and found is not None:  # unchanged text: the same object
                 found.add(_dotted(path) or "value")
             return scrubbed
         if depth > 20:

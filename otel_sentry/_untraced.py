@@ -40,9 +40,10 @@ def untraced_patterns() -> tuple[str, ...]:
     return sampler.rules.untraced_path_patterns(sampler.environment)
 
 
-def excluded_urls_argument(patterns: tuple[str, ...]) -> str:
-    """The instrumentation's ``excluded_urls``: regexes searched in the request's full URL (scheme,
-    host, path), the user's ``OTEL_PYTHON_*EXCLUDED_URLS`` first (the argument replaces them)."""
+def bypass(patterns: tuple[str, ...]) -> str:
+    """Remember the untraced paths (for :func:`untraced_context`) and return the instrumentation's
+    ``excluded_urls``: regexes searched in the request's full URL (scheme, host, path), the user's
+    ``OTEL_PYTHON_*EXCLUDED_URLS`` first (the argument replaces them)."""
     global _paths
     _paths = re.compile("|".join(fnmatch.translate(p) for p in patterns)) if patterns else None
     user = os.environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS") or os.environ.get(
@@ -64,9 +65,3 @@ def untraced_context(scope: dict[str, Any]) -> Optional[Context]:
         _ids.generate_trace_id(), _ids.generate_span_id(), is_remote=False, trace_flags=TraceFlags(0)
     )
     return trace.set_span_in_context(NonRecordingSpan(context))
-
-
-def reset() -> None:
-    """Forget the patterns (tests, and a pipeline configured again)."""
-    global _paths
-    _paths = None
