@@ -230,14 +230,19 @@ def configure_pipeline(
         return runtime
 
 
+def metrics_unread() -> bool:
+    """True when no metrics exporter is named and no meter configurator of the user's may add one."""
+    names = [n.strip() for n in os.environ.get("OTEL_METRICS_EXPORTER", "").split(",") if n.strip()]
+    return not any(n != "none" for n in names) and not os.environ.get("OTEL_PYTHON_METER_CONFIGURATOR")
+
+
 def _without_unread_metrics(initialize: Callable[..., Any]) -> dict[str, Any]:
     """With no metrics exporter (``OTEL_METRICS_EXPORTER=none``, the default without an OTLP
     endpoint) the SDK still installs a MeterProvider, and every instrumented request builds and
     hands over measurements that no reader will ever collect (a twentieth of a request's cost). Its
     meters are then configured disabled, which instruments check first. A meter configurator the
     user named wins."""
-    names = [n.strip() for n in os.environ.get("OTEL_METRICS_EXPORTER", "").split(",") if n.strip()]
-    if any(n != "none" for n in names) or os.environ.get("OTEL_PYTHON_METER_CONFIGURATOR"):
+    if not metrics_unread():
         return {}
     try:
         from opentelemetry.sdk.metrics._internal import _disable_meter_configurator

@@ -9,6 +9,7 @@ from typing import Any
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 
 from ._configure import apply_environment_defaults
+from ._failsafe import internal_error
 
 # Instrumentors whose ASGI middleware takes ``exclude_spans`` (no environment variable exists for it).
 _ASGI_INSTRUMENTORS = frozenset({"fastapi"})
@@ -25,20 +26,31 @@ class OtelSentryDistro(BaseDistro):  # type: ignore[misc]
             # never stop an instrumentation from loading: on any error, instrument as stock does
             with contextlib.suppress(Exception):
                 kwargs = {**_asgi_arguments(), **kwargs}
+            try:
+                _gate_middleware(entry_point.name)
+            except Exception:
+                internal_error("installing the sampling gate")
         super().load_instrumentor(entry_point, **kwargs)
 
 
 def _asgi_arguments() -> dict[str, Any]:
-    """What the ASGI instrumentation is given: no send/receive spans, and untraced routes skipped
-    (otel_sentry._untraced); both from settings."""
+    """What the ASGI instrumentation is given: no send/receive spans (from settings)."""
     from ._configure import current_settings
-    from ._untraced import bypass, untraced_patterns
+
+    if current_settings().asgi_send_receive_spans:
+        return {}
+    return {"exclude_spans": ["receive", "send"]}
+
+
+def _gate_middleware(name: str) -> None:
+    """Requests the sampler drops skip the instrumentation's middleware (otel_sentry._sampling_gate)."""
+    import importlib
+
+    from ._configure import current_settings, metrics_unread
+    from ._sampling_gate import configure_gate, install, untraced_patterns
 
     settings = current_settings()
-    arguments: dict[str, Any] = {}
-    if not settings.asgi_send_receive_spans:
-        arguments["exclude_spans"] = ["receive", "send"]
     patterns = untraced_patterns() if settings.bypass_untraced_routes else ()
-    if patterns:
-        arguments["excluded_urls"] = bypass(patterns)
-    return arguments
+    drop_unsampled = settings.bypass_unsampled_requests and metrics_unread()
+    configure_gate(patterns, drop_unsampled)
+    install(importlib.import_module(f"opentelemetry.instrumentation.{name}"))

@@ -26,9 +26,11 @@ seeds') apply, never "sample everything".
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from opentelemetry.context import Context
@@ -55,6 +57,28 @@ logger = logging.getLogger("otel_sentry")
 
 PARENT_RULE = "parent"
 _MAX_CACHED_STATES = 4096
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A request the sampling gate (:mod:`._sampling_gate`) already decided and counted, then let
+    through to the instrumentation's middleware."""
+
+    #: the head's ``sample_rand`` it drew (None when the request continues an incoming trace)
+    sample_rand: Optional[float]
+
+
+#: Set by the gate for the server span about to start; taken (and cleared) by the sampler.
+decided_by_gate: contextvars.ContextVar[Optional[Decided]] = contextvars.ContextVar(
+    "otel_sentry_decided", default=None
+)
+
+
+def _take_decided() -> Optional[Decided]:
+    decided = decided_by_gate.get()
+    if decided is not None:
+        decided_by_gate.set(None)
+    return decided
 
 
 def route_of(attributes: Attributes, kind: Optional[SpanKind]) -> Optional[str]:
@@ -135,14 +159,23 @@ class OtelSentrySampler(Sampler):
             if parent_span.is_recording():
                 return SamplingResult(Decision.RECORD_ONLY, attributes, parent.trace_state)
             return SamplingResult(Decision.DROP, None, parent.trace_state)
+        decided = _take_decided() if kind is SpanKind.SERVER else None
         route = route_of(attributes, kind)
         sample_rate, rule = self.rules.sampling_rule(route, self.environment)
         if parent.is_valid:
-            return self._continue(parent_context, parent, trace_id, attributes, sample_rate, rule)
-        sampled = derived_sample_rand(trace_id) < sample_rate
-        self.counters.decision(sampled, rule)
+            return self._continue(
+                parent_context, parent, trace_id, attributes, sample_rate, rule, count=decided is None
+            )
+        drawn = decided.sample_rand if decided is not None else None
+        sampled = (derived_sample_rand(trace_id) if drawn is None else drawn) < sample_rate
+        if decided is None:
+            self.counters.decision(sampled, rule)
         http_route = attributes.get("http.route") if attributes else None
-        state = self._head_state(sample_rate, http_route if isinstance(http_route, str) else None)
+        transaction = http_route if isinstance(http_route, str) else None
+        if drawn is None:
+            state = self._head_state(sample_rate, transaction)
+        else:  # the gate drew it from another trace id: kept explicitly, as downstream SDKs will see it
+            state = with_facts(None, SamplingFacts(sample_rate, drawn, transaction))
         decision = self._decision(sampled, sample_rate)
         if decision is Decision.DROP:
             return SamplingResult(decision, None, state)
@@ -175,6 +208,8 @@ class OtelSentrySampler(Sampler):
         attributes: Attributes,
         local_rate: float,
         rule: str,
+        *,
+        count: bool = True,
     ) -> SamplingResult:
         incoming = incoming_trace(parent_context, parent.trace_id)
         dsc = incoming.dsc if incoming is not None else {}
@@ -195,7 +230,8 @@ class OtelSentrySampler(Sampler):
         else:
             sampled = bool(decision)
             rule = PARENT_RULE
-        self.counters.decision(sampled, rule)
+        if count:
+            self.counters.decision(sampled, rule)
         state = with_facts(parent.trace_state, facts)
         decision_made = self._decision(sampled, local_rate)
         if decision_made is Decision.DROP:

@@ -268,9 +268,19 @@ SETTINGS: tuple[Setting, ...] = (
         True,
         BOOL,
         "Requests to routes the sampling rules never trace (the leading rate-0 rules: `/health*`, "
-        "`/metrics*`) skip the instrumentation middleware altogether, as its excluded URLs do; their "
-        "errors still become events, and what they call is not traced. They then have no "
-        "`http.server` metrics, and an incoming sampled trace is not continued there.",
+        "`/metrics*`) skip the instrumentation middleware altogether; their errors still become "
+        "events, and what they call is not traced (an incoming sampled trace is still continued). "
+        "They then have no `http.server` metrics.",
+    ),
+    Setting(
+        "bypass_unsampled_requests",
+        ("OTEL_SENTRY_BYPASS_UNSAMPLED_REQUESTS",),
+        _parse_bool,
+        True,
+        BOOL,
+        "Requests the sampler drops skip the instrumentation middleware (they run under the same "
+        "unsampled trace context, and their errors still become events), while no metrics exporter "
+        "is configured: with one, every request goes through the middleware and is measured.",
     ),
     Setting(
         "asgi_send_receive_spans",
@@ -543,6 +553,7 @@ class Settings:
     local_variables_all_frames: bool = False
     asgi_send_receive_spans: bool = False
     bypass_untraced_routes: bool = True
+    bypass_unsampled_requests: bool = True
     include_source_context: bool = True
     in_app_include: tuple[str, ...] = ()
     in_app_exclude: tuple[str, ...] = ()

@@ -18,7 +18,6 @@ import logging
 from collections.abc import Collection
 from typing import Any, Callable
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
@@ -26,7 +25,6 @@ from . import _capture, _shutdown
 from ._enrich import DURATION_MS, ERROR_CATEGORY, IS_TIMEOUT, SLOW_REQUEST, header_attributes, span_attributes
 from ._failsafe import internal_error
 from ._runtime import Runtime, get_runtime
-from ._untraced import untraced_context
 
 logger = logging.getLogger("otel_sentry")
 
@@ -53,8 +51,6 @@ class CaptureMiddleware:
             request = _capture.RequestCapture(scope)
             scope[_capture.SCOPE_KEY] = request
             token = _capture.set_current_request(request)
-            untraced = untraced_context(scope)
-            context_token = otel_context.attach(untraced) if untraced is not None else None
         except Exception:
             runtime.internal_error("starting request capture")
             await self.app(scope, receive, send)
@@ -83,8 +79,6 @@ class CaptureMiddleware:
             _annotate_server_span(runtime, request)  # before ServerErrorMiddleware answers
             raise
         finally:
-            if context_token is not None:
-                otel_context.detach(context_token)
             _capture.reset_current_request(token)
             _capture.finish(request)  # tasks that outlive the response now emit their own events
             if request.errors:

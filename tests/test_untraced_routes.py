@@ -44,3 +44,24 @@ def test_an_untraced_route_exports_nothing_and_still_reports_its_errors() -> Non
     assert event["tags"]["endpoint"] == "/health/deep"
     assert len(event["contexts"]["trace"]["trace_id"]) == 32  # its own unsampled trace
     assert ingest.transactions() and all(t["transaction"] != "/health/deep" for t in ingest.transactions())
+
+
+def test_an_untraced_route_still_continues_an_incoming_sampled_trace() -> None:
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with OtlpReceiver() as receiver:
+        env = {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+        with AppProcess("errors_app", cwd=APPS, env=env, ready_path="/ok/1") as app:
+            for flag in ("01", "00"):
+                headers = {**CLOSE, "traceparent": f"00-{trace_id[:-2]}{flag}-{parent}-{flag}"}
+                assert app.get("/health/deep", headers=headers).status_code == 200
+            assert app.stop() == 0, app.output()
+        assert receiver.wait_for(lambda r: any(s["name"] == "db.ping" for s in r.spans()), 10)
+    spans = receiver.spans()
+    assert {s["trace_id"] for s in spans} == {trace_id[:-2] + "01"}  # the unsampled one exported nothing
+    (server,) = [s for s in spans if s["kind"] == 2]
+    assert server["parent_span_id"] == parent and server["name"].startswith("GET /health")
