@@ -17,12 +17,19 @@ from typing import Any, Callable, Optional
 from ._sanitize import MAX_DATA_BYTES, MAX_EVENT_BYTES, MAX_MESSAGE, cap, fix_text
 
 
-def _size(event: Any) -> Optional[int]:
+def strict_json(event: Any) -> Optional[bytes]:
+    """The event as strict JSON in UTF-8, or None when it is not (lone surrogates, NaN, non-JSON
+    types). These bytes are what is sent: measuring the size and encoding the payload are one pass."""
     try:
         text = json.dumps(event, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        return len(text.encode("utf-8"))
+        return text.encode("utf-8")
     except (ValueError, TypeError, RecursionError):  # lone surrogates (UnicodeEncodeError), NaN
         return None
+
+
+def _size(event: Any) -> Optional[int]:
+    encoded = strict_json(event)
+    return None if encoded is None else len(encoded)
 
 
 def _clean(value: Any, depth: int = 0) -> Any:
@@ -88,11 +95,13 @@ def _keep_outer_exceptions(event: dict[str, Any]) -> None:
         exception["values"] = exception["values"][-3:]
 
 
-def fit_event(event: dict[str, Any]) -> dict[str, Any]:
-    """The event as strict JSON within 1 MiB: cheap check first, then shrink step by step (breadcrumbs,
-    frame variables, source context, big contexts, middle frames, chained exceptions)."""
-    if (_size(event) or MAX_EVENT_BYTES + 1) <= MAX_EVENT_BYTES:
-        return event
+def fit_event(event: dict[str, Any]) -> tuple[dict[str, Any], Optional[bytes]]:
+    """The event made strict JSON within 1 MiB, and its encoding (None if, against every step, it is
+    still not): cheap check first, then shrink step by step (breadcrumbs, frame variables, source
+    context, big contexts, middle frames, chained exceptions)."""
+    encoded = strict_json(event)
+    if encoded is not None and len(encoded) <= MAX_EVENT_BYTES:
+        return event, encoded
     event = _clean(event)
     steps: list[Callable[[dict[str, Any]], None]] = [
         lambda e: _cap_messages(e, MAX_MESSAGE),
@@ -109,8 +118,9 @@ def fit_event(event: dict[str, Any]) -> dict[str, Any]:
         lambda e: _trim_frames(e, 10),
     ]
     for step in steps:
-        if (_size(event) or MAX_EVENT_BYTES + 1) <= MAX_EVENT_BYTES:
-            break
+        encoded = strict_json(event)
+        if encoded is not None and len(encoded) <= MAX_EVENT_BYTES:
+            return event, encoded
         with contextlib.suppress(Exception):
             step(event)
-    return event
+    return event, strict_json(event)

@@ -33,6 +33,15 @@ CONTEXT_LINES = 5  # sentry-sdk's default
 _GROUP: Any = getattr(builtins, "BaseExceptionGroup", ())  # Python 3.11+
 
 
+class ScrubbedValues(list):  # type: ignore[type-arg]
+    """Exception values every string of which is already scrubbed (frames built here): the event's
+    scrubbing pass skips them. Their source lines were scrubbed once, when first cut and cached."""
+
+
+# The strings a frame from sentry-sdk's extraction carries besides source lines and variables.
+_FRAME_TEXTS = ("filename", "abs_path", "module", "function", "package")
+
+
 @dataclass(frozen=True)
 class FrameOptions:
     """The subset of sentry-sdk client options that shape frames."""
@@ -80,17 +89,26 @@ def exception_values(
     exclude = [*options.in_app_exclude, "otel_sentry"]
     handle_in_app(event, exclude, list(options.in_app_include), options.project_root)
     values: list[dict[str, Any]] = event["exception"]["values"]
-    if ours and len(values) == len(chain):
+    complete = ours and len(values) == len(chain)
+    if complete:
         for value, (_type, _exc, exc_tb) in zip(values, reversed(chain)):
             _complete_frames(value.get("stacktrace", {}).get("frames", []), exc_tb, options)
     for value in values:
         for frame in value.get("stacktrace", {}).get("frames", ()):
             if "vars" in frame:
                 frame["vars"] = scrub_data(frame["vars"])
+            for key in _FRAME_TEXTS:
+                text = frame.get(key)
+                if isinstance(text, str):
+                    frame[key] = scrub_text(text)
+        for key in ("type", "module"):
+            if isinstance(value.get(key), str):
+                value[key] = scrub_text(value[key])
         if isinstance(value.get("value"), str):
             # shortened before scrubbing (scrubbing megabytes is slow), capped after
             value["value"] = cap(scrub_text(clip(value["value"], MAX_MESSAGE * 2)), MAX_MESSAGE)
-    return values
+    # sentry-sdk's own source lines (exception groups) were not scrubbed here: the event pass does it
+    return ScrubbedValues(values) if complete else values
 
 
 def _complete_frames(
@@ -153,8 +171,8 @@ def source_context(
         return [], None, []
     from sentry_sdk.utils import strip_string
 
-    def cut(text: str) -> Any:
-        return strip_string(text.strip("\r\n"), max_length=max_length)
+    def cut(text: str) -> Any:  # scrubbed once here: the line is cached, and sent with every event
+        return strip_string(scrub_text(text.strip("\r\n")), max_length=max_length)
 
     lower, upper = max(0, index - CONTEXT_LINES), min(index + 1 + CONTEXT_LINES, len(source))
     result = (

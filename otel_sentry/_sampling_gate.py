@@ -67,6 +67,7 @@ class GatePolicy:
 
 
 _policy: Optional[GatePolicy] = None
+_DETAILS_KEPT = 2048
 _ids = RandomIdGenerator()
 _fields: tuple[Optional[TextMapPropagator], frozenset[bytes]] = (None, frozenset())
 
@@ -82,6 +83,10 @@ def _propagation_headers() -> frozenset[bytes]:
 
 class GatedMiddleware(OpenTelemetryMiddleware):  # type: ignore[misc]
     """OpenTelemetry's ASGI middleware, skipped for requests the otel_sentry sampler drops."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._details: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         policy = _policy
@@ -105,6 +110,22 @@ class GatedMiddleware(OpenTelemetryMiddleware):  # type: ignore[misc]
             await self.app(scope, receive, send)
         finally:
             otel_context.detach(token)
+
+    def _span_details(self, scope: Any, path: str, host: bytes) -> tuple[str, dict[str, Any]]:
+        """The instrumentation's span name and route for this request, remembered per path: finding
+        the route matches the request against every route of the app, half of the gate's cost.
+        Everything that routing reads is in the key (Host routes read the host header)."""
+        app = scope.get("app")
+        routes = getattr(app, "routes", None)
+        key = (scope["type"], scope.get("method"), scope.get("root_path"), path, host, len(routes or ()))
+        cache = self._details
+        details = cache.get(key)
+        if details is None:
+            details = self.default_span_details(scope)
+            if len(cache) >= _DETAILS_KEPT:  # paths with ids in them: bounded, cheap to refill
+                cache.clear()
+            cache[key] = details
+        return details
 
     def _unsampled_context(self, policy: GatePolicy, scope: Any) -> Optional[otel_context.Context]:
         """The context to run an unsampled request in; None to hand the request to the middleware."""
@@ -133,7 +154,12 @@ class GatedMiddleware(OpenTelemetryMiddleware):  # type: ignore[misc]
         ):
             return None
         names = _propagation_headers()
-        incoming = any(name in names for name, _ in scope.get("headers") or ())
+        incoming, host = False, b""
+        for name, value in scope.get("headers") or ():
+            if name in names:
+                incoming = True
+            elif name == b"host":
+                host = value
         parent_context = propagate.extract(scope, getter=asgi_getter) if incoming else otel_context.Context()
         parent = trace.get_current_span(parent_context).get_span_context()
         ids = getattr(self.tracer, "id_generator", _ids)  # the SDK's tracer holds it
@@ -146,7 +172,7 @@ class GatedMiddleware(OpenTelemetryMiddleware):  # type: ignore[misc]
         if untraced and not parent.is_valid:  # nothing to continue, nothing to decide
             fresh = SpanContext(ids.generate_trace_id(), ids.generate_span_id(), False, flags)
             return trace.set_span_in_context(NonRecordingSpan(fresh), parent_context)
-        name, attributes = self.default_span_details(scope)
+        name, attributes = self._span_details(scope, path, host)
         attributes = {**attributes, "url.path": path} if path else dict(attributes)
         trace_id = parent.trace_id if parent.is_valid else ids.generate_trace_id()
         result = sampler.should_sample(parent_context, trace_id, name, SpanKind.SERVER, attributes)

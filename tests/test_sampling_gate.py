@@ -152,7 +152,7 @@ def test_with_a_metrics_exporter_every_request_is_measured() -> None:
 # -- in process: each request is decided, and counted, once -------------------------------------
 
 
-async def _asgi_get(app: Any, path: str) -> int:
+async def _asgi_get(app: Any, path: str, method: str = "GET", routed: Any = None) -> int:
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -165,7 +165,7 @@ async def _asgi_get(app: Any, path: str) -> int:
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "GET",
+        "method": method,
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
@@ -175,6 +175,8 @@ async def _asgi_get(app: Any, path: str) -> int:
         "client": ("127.0.0.1", 5000),
         "server": ("127.0.0.1", 80),
     }
+    if routed is not None:  # what Starlette sets before its middleware stack runs
+        scope["app"] = routed
     await app(scope, receive, send)
     return int(sent[0]["status"])
 
@@ -213,3 +215,37 @@ def test_each_request_is_counted_once_and_sampled_spans_keep_the_gates_rand() ->
         facts = facts_from_trace_state(span.context.trace_state)
         assert facts is not None and facts.sample_rate == 0.5
         assert facts.sample_rand is not None and facts.sample_rand < 0.5
+
+
+def test_the_route_a_decision_is_made_on_is_found_per_method_as_the_instrumentation_finds_it() -> None:
+    """The gate remembers each path's route: GET /a/b is /a/{x} (never sampled), POST /a/b is /a/b
+    (always), however the two interleave."""
+    from opentelemetry.instrumentation.fastapi import _get_default_span_details
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def ok(request: Any) -> Response:
+        return Response(status_code=204)
+
+    app = Starlette(routes=[Route("/a/{x}", ok, methods=["GET"]), Route("/a/b", ok, methods=["POST"])])
+    sampler = OtelSentrySampler(Rules().with_sampling([("/a/b", 1.0), ("/a/{x}", 0.0)]), "production")
+    provider = TracerProvider(sampler=sampler)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    _sampling_gate.configure_gate((), drop_unsampled=True)
+    try:
+        gated = _sampling_gate.GatedMiddleware(
+            app, tracer_provider=provider, default_span_details=_get_default_span_details
+        )
+
+        async def run() -> None:
+            for _ in range(10):
+                for method in ("GET", "POST"):
+                    assert await _asgi_get(gated, "/a/b", method, routed=app) == 204
+
+        asyncio.run(run())
+    finally:
+        _sampling_gate.configure_gate((), drop_unsampled=False)
+    names = [span.name for span in exporter.get_finished_spans() if span.kind.name == "SERVER"]
+    assert names == ["POST /a/b"] * 10
