@@ -55,7 +55,7 @@ def test_an_untraced_route_still_continues_an_incoming_sampled_trace() -> None:
             "OTEL_METRICS_EXPORTER": "none",
             "OTEL_BSP_SCHEDULE_DELAY": "100",
         }
-        with AppProcess("errors_app", cwd=APPS, env=env, ready_path="/ok/1") as app:
+        with AppProcess("errors_app", cwd=APPS, env=env, ready_path="/health/deep") as app:
             for flag in ("01", "00"):
                 headers = {**CLOSE, "traceparent": f"00-{trace_id[:-2]}{flag}-{parent}-{flag}"}
                 assert app.get("/health/deep", headers=headers).status_code == 200
