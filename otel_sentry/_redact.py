@@ -171,6 +171,21 @@ def is_harmless(value: Any) -> bool:
     return value is None or isinstance(value, bool) or (isinstance(value, (int, float)) and abs(value) < 1e8)
 
 
+_NUMBER_TEXT = re.compile(r"[-+]?\d{1,12}(?:\.\d{1,12})?")
+
+
+def is_harmless_under(name: str, value: Any) -> bool:
+    """is_harmless, and also a number written as text under a plural ``...tokens`` name: token counts
+    and prices per token (``price_per_1k_tokens='0.002'``, frame variables are reprs). A secret
+    under such a name is a list of tokens, never a short decimal number."""
+    if is_harmless(value):
+        return True
+    if not isinstance(value, str) or not name.lower().endswith("tokens"):
+        return False
+    text = value.strip().strip("'\"")
+    return _NUMBER_TEXT.fullmatch(text) is not None and abs(float(text)) < 1e8
+
+
 def _luhn_ok(digits: str) -> bool:
     total, parity = 0, len(digits) % 2
     for index, char in enumerate(digits):
@@ -291,7 +306,7 @@ class Scrubber:
                 if (
                     isinstance(key, str)
                     and self.is_sensitive_name(key)
-                    and not (is_harmless(item) or item in ("", REDACTED))
+                    and not (is_harmless_under(key, item) or item in ("", REDACTED))
                 ):
                     result[key] = REDACTED
                     if found is not None:

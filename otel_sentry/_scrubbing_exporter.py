@@ -19,7 +19,7 @@ from opentelemetry.trace import Status
 from ._redact import (
     REDACTED,
     Scrubber,
-    is_harmless,
+    is_harmless_under,
     is_sensitive_header,
     sanitize_query,
     sanitize_url,
@@ -35,7 +35,7 @@ _HEADER_PREFIXES = ("http.request.header.", "http.response.header.")
 def _scrub_value(rules: Scrubber, key: str, value: Any) -> Any:
     if key.startswith(_HEADER_PREFIXES) and is_sensitive_header(key.rsplit(".", 1)[-1]):
         return REDACTED if not isinstance(value, (list, tuple)) else tuple(REDACTED for _ in value)
-    if rules.is_sensitive_name(key) and not is_harmless(value):
+    if rules.is_sensitive_name(key) and not is_harmless_under(key, value):
         return REDACTED
     if isinstance(value, str):
         if key in _URL_KEYS:

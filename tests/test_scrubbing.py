@@ -73,6 +73,11 @@ def test_key_rules_allow_safe_names_and_harmless_values() -> None:
         "card_number": 4111111111111111,
         "has_token": True,
         "nested": [{"client_secret": "abc"}, ("x-api-key", "opaque-value-1")],
+        # frame variables are reprs: a price per token is a number written as text
+        "price_per_1k_tokens": "0.002",
+        "completion_tokens": "'128'",
+        "refresh_tokens": "['rt-9f8e7d6c5b4a']",
+        "access_token": "12345678",
     }
     found: set[str] = set()
     clean = RULES.scrub(data, found)
@@ -83,6 +88,8 @@ def test_key_rules_allow_safe_names_and_harmless_values() -> None:
     assert clean["api_key_id"] == 7 and clean["api_key_hash"] == "3f786850e387550f"
     assert clean["card_number"] == REDACTED
     assert clean["has_token"] is True
+    assert clean["price_per_1k_tokens"] == "0.002" and clean["completion_tokens"] == "'128'"
+    assert clean["refresh_tokens"] == REDACTED and clean["access_token"] == REDACTED
     assert clean["nested"] == [{"client_secret": REDACTED}, ["x-api-key", REDACTED]]
     assert {"password", "headers.Authorization", "card_number", "nested.client_secret"} <= found
 
