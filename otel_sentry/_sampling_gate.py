@@ -87,6 +87,9 @@ class GatedMiddleware(OpenTelemetryMiddleware):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._details: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
+        # the middleware's own lookup goes through the same memory (sampled and measured requests)
+        self._find_details = self.default_span_details
+        self.default_span_details = self._span_details
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         policy = _policy
@@ -111,21 +114,28 @@ class GatedMiddleware(OpenTelemetryMiddleware):  # type: ignore[misc]
         finally:
             otel_context.detach(token)
 
-    def _span_details(self, scope: Any, path: str, host: bytes) -> tuple[str, dict[str, Any]]:
+    def _span_details(self, scope: Any) -> tuple[str, dict[str, Any]]:
         """The instrumentation's span name and route for this request, remembered per path: finding
         the route matches the request against every route of the app, half of the gate's cost.
         Everything that routing reads is in the key (Host routes read the host header)."""
-        app = scope.get("app")
-        routes = getattr(app, "routes", None)
-        key = (scope["type"], scope.get("method"), scope.get("root_path"), path, host, len(routes or ()))
+        host = next((value for name, value in scope.get("headers") or () if name == b"host"), b"")
+        routes = getattr(scope.get("app"), "routes", None)
+        key = (
+            scope["type"],
+            scope.get("method"),
+            scope.get("root_path"),
+            scope.get("path"),
+            host,
+            len(routes or ()),
+        )
         cache = self._details
         details = cache.get(key)
         if details is None:
-            details = self.default_span_details(scope)
+            details = self._find_details(scope)
             if len(cache) >= _DETAILS_KEPT:  # paths with ids in them: bounded, cheap to refill
                 cache.clear()
             cache[key] = details
-        return details
+        return details[0], dict(details[1])
 
     def _unsampled_context(self, policy: GatePolicy, scope: Any) -> Optional[otel_context.Context]:
         """The context to run an unsampled request in; None to hand the request to the middleware."""
@@ -154,12 +164,7 @@ class GatedMiddleware(OpenTelemetryMiddleware):  # type: ignore[misc]
         ):
             return None
         names = _propagation_headers()
-        incoming, host = False, b""
-        for name, value in scope.get("headers") or ():
-            if name in names:
-                incoming = True
-            elif name == b"host":
-                host = value
+        incoming = any(name in names for name, _ in scope.get("headers") or ())
         parent_context = propagate.extract(scope, getter=asgi_getter) if incoming else otel_context.Context()
         parent = trace.get_current_span(parent_context).get_span_context()
         ids = getattr(self.tracer, "id_generator", _ids)  # the SDK's tracer holds it
@@ -172,8 +177,9 @@ class GatedMiddleware(OpenTelemetryMiddleware):  # type: ignore[misc]
         if untraced and not parent.is_valid:  # nothing to continue, nothing to decide
             fresh = SpanContext(ids.generate_trace_id(), ids.generate_span_id(), False, flags)
             return trace.set_span_in_context(NonRecordingSpan(fresh), parent_context)
-        name, attributes = self._span_details(scope, path, host)
-        attributes = {**attributes, "url.path": path} if path else dict(attributes)
+        name, attributes = self._span_details(scope)
+        if path:
+            attributes["url.path"] = path
         trace_id = parent.trace_id if parent.is_valid else ids.generate_trace_id()
         result = sampler.should_sample(parent_context, trace_id, name, SpanKind.SERVER, attributes)
         if result.decision is Decision.DROP:
