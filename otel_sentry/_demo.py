@@ -369,7 +369,6 @@ def _send(client: httpx.Client, base_url: str, call: Call) -> str:
             json=body,
             content=content,
             headers=headers,
-            timeout=REQUEST_TIMEOUT_S,
         )
     except httpx.HTTPError as exc:
         return type(exc).__name__
@@ -538,7 +537,9 @@ def run_demo(
             return 1
         # No keep-alive: uvicorn closes the connection after an unhandled exception, and a pooled
         # connection would turn the next request into a spurious ReadError.
-        with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)) as client:
+        with httpx.Client(
+            limits=httpx.Limits(max_keepalive_connections=0), timeout=REQUEST_TIMEOUT_S
+        ) as client:
             try:
                 if not app.wait_ready(client):
                     why = "exited" if not app.running else f"was not ready after {READY_TIMEOUT_S:.0f} s"
