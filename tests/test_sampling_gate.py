@@ -7,10 +7,11 @@ still measured."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
@@ -186,14 +187,26 @@ async def _plain_app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def test_each_request_is_counted_once_and_sampled_spans_keep_the_gates_rand() -> None:
-    counters = SamplingCounters()
-    sampler = OtelSentrySampler(Rules().with_sampling([("/half", 0.5)]), "production", counters=counters)
+@contextlib.contextmanager
+def gated_pipeline(
+    rules: list[tuple[str, float]], counters: Optional[SamplingCounters] = None
+) -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    """A tracer provider under the otel_sentry sampler with these rules, its finished spans, and the
+    gate on for dropped requests while the block runs."""
+    sampler = OtelSentrySampler(Rules().with_sampling(rules), "production", counters=counters)
     provider = TracerProvider(sampler=sampler)
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     _sampling_gate.configure_gate((), drop_unsampled=True)
     try:
+        yield provider, exporter
+    finally:
+        _sampling_gate.configure_gate((), drop_unsampled=False)
+
+
+def test_each_request_is_counted_once_and_sampled_spans_keep_the_gates_rand() -> None:
+    counters = SamplingCounters()
+    with gated_pipeline([("/half", 0.5)], counters) as (provider, exporter):
         gated = _sampling_gate.GatedMiddleware(
             _plain_app, tracer_provider=provider, exclude_spans=["receive", "send"]
         )
@@ -204,8 +217,6 @@ def test_each_request_is_counted_once_and_sampled_spans_keep_the_gates_rand() ->
                 assert await _asgi_get(gated, "/half") == 204
 
         asyncio.run(run())
-    finally:
-        _sampling_gate.configure_gate((), drop_unsampled=False)
     spans = exporter.get_finished_spans()
     decisions = counters.snapshot()["decisions"]
     assert sum(decisions.values()) == 400, decisions
@@ -229,12 +240,7 @@ def test_the_route_a_decision_is_made_on_is_found_per_method_as_the_instrumentat
         return Response(status_code=204)
 
     app = Starlette(routes=[Route("/a/{x}", ok, methods=["GET"]), Route("/a/b", ok, methods=["POST"])])
-    sampler = OtelSentrySampler(Rules().with_sampling([("/a/b", 1.0), ("/a/{x}", 0.0)]), "production")
-    provider = TracerProvider(sampler=sampler)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    _sampling_gate.configure_gate((), drop_unsampled=True)
-    try:
+    with gated_pipeline([("/a/b", 1.0), ("/a/{x}", 0.0)]) as (provider, exporter):
         gated = _sampling_gate.GatedMiddleware(
             app, tracer_provider=provider, default_span_details=_get_default_span_details
         )
@@ -245,7 +251,5 @@ def test_the_route_a_decision_is_made_on_is_found_per_method_as_the_instrumentat
                     assert await _asgi_get(gated, "/a/b", method, routed=app) == 204
 
         asyncio.run(run())
-    finally:
-        _sampling_gate.configure_gate((), drop_unsampled=False)
     names = [span.name for span in exporter.get_finished_spans() if span.kind.name == "SERVER"]
     assert names == ["POST /a/b"] * 10
