@@ -154,7 +154,11 @@ class GatedMiddleware(OpenTelemetryMiddleware):  # type: ignore[misc]
             return None
         path = scope.get("path") or ""
         untraced = policy.untraced_paths is not None and policy.untraced_paths.match(path) is not None
-        if not untraced and not policy.drop_unsampled:
+        if not untraced and (
+            not policy.drop_unsampled
+            or sampler.record_unsampled  # tail promotion records every request: nothing is dropped
+            or sampler.environment in sampler.rules.full_sampling_environments  # nor here
+        ):
             return None
         excluded = self.excluded_urls  # the user's: the middleware passes those through untouched
         if (
