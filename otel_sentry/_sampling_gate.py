@@ -72,6 +72,13 @@ _ids = RandomIdGenerator()
 _fields: tuple[Optional[TextMapPropagator], frozenset[bytes]] = (None, frozenset())
 
 
+def _ours(holder: Any) -> Optional[OtelSentrySampler]:
+    """The otel_sentry sampler of a tracer or tracer provider (also under the failsafe guard)."""
+    sampler = getattr(holder, "sampler", None)
+    sampler = getattr(sampler, "sampler", sampler)
+    return sampler if isinstance(sampler, OtelSentrySampler) else None
+
+
 def _propagation_headers() -> frozenset[bytes]:
     """The header names the global propagator reads (ASGI header names are lower-case bytes)."""
     global _fields
@@ -139,10 +146,9 @@ class GatedMiddleware(OpenTelemetryMiddleware):  # type: ignore[misc]
 
     def _unsampled_context(self, policy: GatePolicy, scope: Any) -> Optional[otel_context.Context]:
         """The context to run an unsampled request in; None to hand the request to the middleware."""
-        sampler = getattr(self.tracer, "sampler", None)
-        sampler = getattr(sampler, "sampler", sampler)  # under the failsafe guard
+        sampler = _ours(self.tracer)
         if (
-            not isinstance(sampler, OtelSentrySampler)
+            sampler is None
             or self.server_request_hook is not None
             or self.client_request_hook is not None
             or self.client_response_hook is not None
@@ -203,11 +209,8 @@ GatedMiddleware.__name__ = GatedMiddleware.__qualname__ = OpenTelemetryMiddlewar
 
 def untraced_patterns() -> tuple[str, ...]:
     """The globs of routes never traced under the active otel_sentry sampler (none under another)."""
-    sampler = getattr(trace.get_tracer_provider(), "sampler", None)
-    sampler = getattr(sampler, "sampler", sampler)  # under the failsafe guard
-    if not isinstance(sampler, OtelSentrySampler):
-        return ()
-    return sampler.rules.untraced_path_patterns(sampler.environment)
+    sampler = _ours(trace.get_tracer_provider())
+    return sampler.rules.untraced_path_patterns(sampler.environment) if sampler is not None else ()
 
 
 def configure_gate(untraced_patterns: tuple[str, ...], drop_unsampled: bool) -> None:
