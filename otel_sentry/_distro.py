@@ -51,6 +51,5 @@ def _gate_middleware(name: str) -> None:
 
     settings = current_settings()
     patterns = untraced_patterns() if settings.bypass_untraced_routes else ()
-    drop_unsampled = settings.bypass_unsampled_requests and metrics_unread()
-    configure_gate(patterns, drop_unsampled)
+    configure_gate(patterns, settings.bypass_unsampled_requests, measure=not metrics_unread())
     install(importlib.import_module(f"opentelemetry.instrumentation.{name}"))

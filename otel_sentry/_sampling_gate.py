@@ -18,9 +18,10 @@ Two kinds of requests are gated:
 * routes the rules never trace (the leading rate-0 rules, ``/health*`` and ``/metrics*`` by
   default), whenever ``OTEL_SENTRY_BYPASS_UNTRACED_ROUTES`` is on; without an incoming trace they
   are not even sampled, a fresh unsampled context is all they need;
-* any request the sampler drops, when ``OTEL_SENTRY_BYPASS_UNSAMPLED_REQUESTS`` is on and nothing
-  reads the instrumentation's ``http.server`` metrics (no metrics exporter): a bypassed request is
-  not measured.
+* any request the sampler drops, when ``OTEL_SENTRY_BYPASS_UNSAMPLED_REQUESTS`` is on.
+
+With a metrics exporter, a bypassed request still records the instrumentation's ``http.server``
+metrics, as the middleware would have (:mod:`._gate_metrics`).
 
 Never gated: another sampler, a server or client request hook (the middleware calls them for every
 request), a response propagator, the user's excluded URLs (the middleware's own pass-through), a
@@ -50,6 +51,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 
 from ._dsc import derived_sample_rand
 from ._failsafe import internal_error
+from ._gate_metrics import BypassMeasurement
 from ._sampler import Decided, OtelSentrySampler, decided_by_gate
 
 
@@ -59,11 +61,12 @@ class GatePolicy:
 
     untraced_paths: Optional[re.Pattern[str]]
     drop_unsampled: bool
+    measure: bool  # a metrics exporter reads the instrumentation's http.server metrics
 
     @classmethod
-    def from_patterns(cls, patterns: tuple[str, ...], drop_unsampled: bool) -> GatePolicy:
+    def from_patterns(cls, patterns: tuple[str, ...], drop_unsampled: bool, measure: bool) -> GatePolicy:
         regex = re.compile("|".join(fnmatch.translate(p) for p in patterns)) if patterns else None
-        return cls(regex, drop_unsampled)
+        return cls(regex, drop_unsampled, measure)
 
 
 _policy: Optional[GatePolicy] = None
@@ -97,6 +100,7 @@ class GatedMiddleware(OpenTelemetryMiddleware):  # type: ignore[misc]
         # the middleware's own lookup goes through the same memory (sampled and measured requests)
         self._find_details = self.default_span_details
         self.default_span_details = self._span_details
+        self._measurement = BypassMeasurement(self, self._span_details)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         policy = _policy
@@ -117,7 +121,10 @@ class GatedMiddleware(OpenTelemetryMiddleware):  # type: ignore[misc]
             return
         token = otel_context.attach(unsampled)
         try:
-            await self.app(scope, receive, send)
+            if policy.measure:
+                await self._measurement.run(self.app, scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
         finally:
             otel_context.detach(token)
 
@@ -213,11 +220,12 @@ def untraced_patterns() -> tuple[str, ...]:
     return sampler.rules.untraced_path_patterns(sampler.environment) if sampler is not None else ()
 
 
-def configure_gate(untraced_patterns: tuple[str, ...], drop_unsampled: bool) -> None:
-    """Set which requests the gate lets skip the middleware (None of them when both are off)."""
+def configure_gate(untraced_patterns: tuple[str, ...], drop_unsampled: bool, measure: bool = False) -> None:
+    """Set which requests the gate lets skip the middleware (None of them when both are off), and
+    whether it records their ``http.server`` metrics."""
     global _policy
     gated = untraced_patterns or drop_unsampled
-    _policy = GatePolicy.from_patterns(untraced_patterns, drop_unsampled) if gated else None
+    _policy = GatePolicy.from_patterns(untraced_patterns, drop_unsampled, measure) if gated else None
 
 
 def install(module: Any) -> None:

@@ -270,7 +270,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Requests to routes the sampling rules never trace (the leading rate-0 rules: `/health*`, "
         "`/metrics*`) skip the instrumentation middleware altogether; their errors still become "
         "events, and what they call is not traced (an incoming sampled trace is still continued). "
-        "They then have no `http.server` metrics.",
+        "With a metrics exporter they still record the instrumentation's `http.server` metrics.",
     ),
     Setting(
         "bypass_unsampled_requests",
@@ -279,8 +279,8 @@ SETTINGS: tuple[Setting, ...] = (
         True,
         BOOL,
         "Requests the sampler drops skip the instrumentation middleware (they run under the same "
-        "unsampled trace context, and their errors still become events), while no metrics exporter "
-        "is configured: with one, every request goes through the middleware and is measured.",
+        "unsampled trace context, and their errors still become events). With a metrics exporter they "
+        "still record the instrumentation's `http.server` metrics, with the same attributes.",
     ),
     Setting(
         "asgi_send_receive_spans",

@@ -121,20 +121,25 @@ def test_an_unsampled_requests_error_is_an_event_in_its_incoming_trace(served: d
     assert event["tags"]["endpoint"] == "/leaf"
 
 
-def test_with_a_metrics_exporter_every_request_is_measured() -> None:
+@pytest.mark.parametrize("gated", [True, False], ids=["gated", "not gated"])
+def test_with_a_metrics_exporter_every_request_is_measured(gated: bool) -> None:
+    """Dropped requests (/leaf at rate 0) and untraced routes (/health) are counted in the
+    instrumentation's duration histogram whether or not they skip its middleware."""
     with SentryIngest() as ingest, OtlpReceiver() as receiver:
         env = {
             "SENTRY_DSN": ingest.dsn(),
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
             "OTEL_METRICS_EXPORTER": "otlp",
-            # not a leading rate-0 rule: /leaf is sampled out, not an untraced route (those skip metrics)
             "OTEL_TRACES_SAMPLER_ARG": "/sampled/*=1,/leaf=0",
+            "OTEL_SENTRY_BYPASS_UNSAMPLED_REQUESTS": str(gated).lower(),
+            "OTEL_SENTRY_BYPASS_UNTRACED_ROUTES": str(gated).lower(),
         }
-        with AppProcess("interop_distro_service", cwd=APPS, env=env, ready_path="/health") as app:
+        with AppProcess("interop_distro_service", cwd=APPS, env=env, ready_path="/leaf") as app:
             for _ in range(7):
                 assert app.get("/leaf").json()["sampled"] is False
+                assert app.get("/health").status_code == 200
             assert app.stop() == 0, app.output()  # the periodic reader exports at shutdown
-    counts = 0
+    counts = {"/leaf": 0, "/health": 0}
     for received in receiver.requests("metrics"):
         body = gzip.decompress(received.raw) if received.raw[:2] == b"\x1f\x8b" else received.raw
         export = ExportMetricsServiceRequest.FromString(body)
@@ -145,9 +150,11 @@ def test_with_a_metrics_exporter_every_request_is_measured() -> None:
                         continue
                     for point in metric.histogram.data_points:
                         attributes = {a.key: a.value.string_value for a in point.attributes}
-                        if "/leaf" in (attributes.get("http.route"), attributes.get("http.target")):
-                            counts = max(counts, point.count)  # cumulative: the last export has all
-    assert counts == 7
+                        route = attributes.get("http.route") or attributes.get("http.target")
+                        if route in counts:
+                            counts[route] = max(counts[route], point.count)  # cumulative: the last has all
+    # the readiness probe asked /leaf once more
+    assert counts == {"/leaf": 8, "/health": 7}
 
 
 # -- in process: each request is decided, and counted, once -------------------------------------
