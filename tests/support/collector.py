@@ -115,13 +115,14 @@ class Collector:
         raise TimeoutError(f"{self.name} not healthy after {timeout}s:\n{self.output()}")
 
     def metrics(self) -> Dict[str, float]:
-        """The collector's own Prometheus metrics, summed per metric name."""
+        """The collector's own Prometheus metrics, summed per metric name (without ``_total``)."""
         text = httpx.get(f"http://127.0.0.1:{self.telemetry_port}/metrics", timeout=5.0).text
         totals: Dict[str, float] = {}
         for line in text.splitlines():
             if not line or line.startswith("#"):
                 continue
-            name = line.split("{", 1)[0].split(" ", 1)[0]
+            # counters are named with or without Prometheus' _total suffix, by exporter version
+            name = line.split("{", 1)[0].split(" ", 1)[0].removesuffix("_total")
             with contextlib.suppress(ValueError):
                 totals[name] = totals.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
         return totals
