@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.collector import COLLECTOR_DIR, Collector  # noqa: E402
+from tests.support.collector import COLLECTOR_DIR, Collector
 
 MARKER = b"\xaa" * 12
 
@@ -36,7 +36,9 @@ def template(traces: int, spans_per_trace: int) -> bytes:
 
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
-    resource_spans.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="bench")))
+    resource_spans.resource.attributes.append(
+        KeyValue(key="service.name", value=AnyValue(string_value="bench"))
+    )
     scope_spans = resource_spans.scope_spans.add()
     now = time.time_ns()
     for t in range(traces):
@@ -51,7 +53,9 @@ def template(traces: int, spans_per_trace: int) -> bytes:
                 start_time_unix_nano=now,
                 end_time_unix_nano=now + 1_000_000,
             )
-            span.attributes.append(KeyValue(key="http.route", value=AnyValue(string_value="/v1/models/{model_id}")))
+            span.attributes.append(
+                KeyValue(key="http.route", value=AnyValue(string_value="/v1/models/{model_id}"))
+            )
             span.attributes.append(KeyValue(key="http.request.method", value=AnyValue(string_value="GET")))
             scope_spans.spans.append(span)
     return request.SerializeToString()
@@ -82,7 +86,9 @@ def main() -> None:
         k = offset
         while time.monotonic() < stop:
             payload = body.replace(MARKER, k.to_bytes(12, "big"))
-            conn.request("POST", "/v1/traces", body=payload, headers={"Content-Type": "application/x-protobuf"})
+            conn.request(
+                "POST", "/v1/traces", body=payload, headers={"Content-Type": "application/x-protobuf"}
+            )
             response = conn.getresponse()
             response.read()
             if response.status == 200:
@@ -114,11 +120,14 @@ def main() -> None:
     held_spans = min(accepted, spans_per_s * args.decision_wait)
     extra = peak_rss[0] - idle_rss
     print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} elapsed={elapsed:.1f}s")
-    print(f"accepted spans: {accepted:.0f} ({spans_per_s:,.0f} spans/s, {traces_per_s:,.0f} traces/s); refused {refused:.0f}")
+    print(
+        f"accepted spans: {accepted:.0f} ({spans_per_s:,.0f} spans/s, {traces_per_s:,.0f} traces/s); "
+        f"refused {refused:.0f}"
+    )
     print(f"RSS idle {idle_rss / 2**20:.0f} MiB, peak {peak_rss[0] / 2**20:.0f} MiB")
     print(
-        f"held at once ~{held_spans:,.0f} spans ({held_spans / args.spans_per_trace:,.0f} traces, decision_wait "
-        f"{args.decision_wait:g}s): ~{extra / max(held_spans, 1):,.0f} bytes per held span"
+        f"held at once ~{held_spans:,.0f} spans ({held_spans / args.spans_per_trace:,.0f} traces, "
+        f"decision_wait {args.decision_wait:g}s): ~{extra / max(held_spans, 1):,.0f} bytes per held span"
     )
 
 

@@ -229,6 +229,11 @@ def configure_pipeline(
             **_without_unread_metrics(_initialize_components),
         )
         _enable_promotion(promotion, runtime)
+        from opentelemetry._logs import get_logger_provider
+
+        from ._payload_limits import bound_log_bodies
+
+        bound_log_bodies(get_logger_provider())  # log bodies: the SDK bounds attributes only
         from opentelemetry import trace
 
         guard_provider_sampler(trace.get_tracer_provider())

@@ -111,7 +111,9 @@ def mark(value: Any, limit: Optional[int]) -> tuple[Any, bool]:
     return value, False
 
 
-def _mark_attributes(attributes: Optional[Mapping[str, Any]], limit: Optional[int], prefix: str, cut: list[str]) -> Optional[dict[str, Any]]:
+def _mark_attributes(
+    attributes: Optional[Mapping[str, Any]], limit: Optional[int], prefix: str, cut: list[str]
+) -> Optional[dict[str, Any]]:
     if not attributes or limit is None:
         return None
     changed: Optional[dict[str, Any]] = None
@@ -188,7 +190,9 @@ def _envelope_size(span: ReadableSpan) -> int:
     return _PER_REQUEST + resource + (len(scope.name) + len(scope.version or "") + 32 if scope else 0)
 
 
-def split(spans: Sequence[ReadableSpan], max_bytes: int = MAX_REQUEST_BYTES) -> tuple[list[list[ReadableSpan]], list[tuple[ReadableSpan, int]]]:
+def split(
+    spans: Sequence[ReadableSpan], max_bytes: int = MAX_REQUEST_BYTES
+) -> tuple[list[list[ReadableSpan]], list[tuple[ReadableSpan, int]]]:
     """Requests of at most ``max_bytes`` (estimated from above) and the spans too big for any."""
     requests: list[list[ReadableSpan]] = []
     oversized: list[tuple[ReadableSpan, int]] = []
@@ -245,7 +249,7 @@ class BoundedSpanExporter(SpanExporter):
                 "value length limits); %d dropped so far",
                 span.name,
                 span.context.trace_id,
-                type(self.exporter).__name__,
+                self._exporter_name(),
                 size,
                 self.max_bytes,
                 total,
@@ -258,6 +262,12 @@ class BoundedSpanExporter(SpanExporter):
                 result = SpanExportResult.FAILURE
         return result
 
+    def _exporter_name(self) -> str:
+        inner: Any = self.exporter
+        while isinstance(getattr(inner, "exporter", None), SpanExporter):  # through the scrubber
+            inner = inner.exporter
+        return type(inner).__name__
+
     def shutdown(self) -> None:
         self.exporter.shutdown()
 
@@ -266,3 +276,72 @@ class BoundedSpanExporter(SpanExporter):
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.exporter, name)
+
+
+class LogBodyLimit:
+    """A log record processor that bounds the body (the SDK bounds attributes only) and marks
+    what was cut, in place, before any export processor queues the record."""
+
+    def __init__(self, limit: Optional[int] = None) -> None:
+        env_limit = _limit(os.environ, LOG, GENERIC)
+        self.limit = (
+            limit if limit is not None else (env_limit if env_limit is not None else DEFAULT_VALUE_LENGTH)
+        )
+
+    def on_emit(self, log_record: Any) -> None:
+        record = getattr(log_record, "log_record", log_record)
+        cut: list[str] = []
+        body = getattr(record, "body", None)
+        if isinstance(body, bytes) and len(body) > self.limit:
+            body = body.decode("utf-8", "replace")
+        if isinstance(body, str):
+            if len(body) > self.limit:
+                body = body[: self.limit]  # the mark below replaces its tail
+            marked, was_cut = mark(body, self.limit)
+            if was_cut:
+                record.body = marked
+                cut.append("body")
+        attributes = getattr(record, "attributes", None)
+        if attributes is not None:
+            for key, value in list(attributes.items()):
+                marked, was_cut = mark(value, self.limit)
+                if was_cut:
+                    attributes[key] = marked
+                    cut.append(key)
+            if cut:
+                attributes[TRUNCATED_ATTRIBUTE] = tuple(sorted(cut))
+        if cut:
+            counters.add("value.truncated", len(cut))
+
+    def emit(self, log_record: Any) -> None:  # the processor method's name before SDK 1.39
+        self.on_emit(log_record)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def bound_log_bodies(provider: Any) -> bool:
+    """Put ``LogBodyLimit`` first among the SDK logger provider's processors, so that the export
+    processors (added by the SDK's configuration) queue bounded records. The SDK has no public way
+    to add a processor in front; without its processor list (another provider, another SDK
+    version) the processor is appended, which still bounds the record before its export runs on
+    the batch thread. False when the provider is not the SDK's."""
+    add = getattr(provider, "add_log_record_processor", None)
+    if add is None:
+        return False
+    processor = LogBodyLimit()
+    multi: Any = getattr(provider, "_multi_log_record_processor", None)
+    lock = getattr(multi, "_lock", None)
+    if (
+        multi is not None
+        and lock is not None
+        and isinstance(getattr(multi, "_log_record_processors", None), tuple)
+    ):
+        with lock:
+            multi._log_record_processors = (processor, *multi._log_record_processors)
+        return True
+    add(processor)
+    return True

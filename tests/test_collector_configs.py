@@ -67,7 +67,11 @@ def test_every_config_validates_with_the_built_distribution(binary: Path, config
 def test_every_config_starts_and_is_healthy(binary: Path, configs: tuple[str, ...]) -> None:
     """``validate`` does not build tail-sampling policies or parse OTTL conditions: only a start
     does (a misspelt policy type validates, then fails at start; see the next test)."""
-    env = {**SENTRY_ENV, "OTEL_SENTRY_GATEWAYS": "[127.0.0.1:1]", "OTEL_SENTRY_BACKEND_ENDPOINT": "http://127.0.0.1:1"}
+    env = {
+        **SENTRY_ENV,
+        "OTEL_SENTRY_GATEWAYS": "[127.0.0.1:1]",
+        "OTEL_SENTRY_BACKEND_ENDPOINT": "http://127.0.0.1:1",
+    }
     with Collector([COLLECTOR_DIR / c for c in configs], env, name="+".join(configs)) as collector:
         logged = collector.output()
     # startup problems are logged at level error or warn (unreachable backends are gRPC info logs)
@@ -83,7 +87,9 @@ def test_config_errors_are_caught(binary: Path, tmp_path: Path) -> None:
     """The checks above can fail: a misspelt component fails validation, a misspelt policy type
     validates but fails at start."""
     gateway = (COLLECTOR_DIR / "gateway.yaml").read_text()
-    (tmp_path / "component.yaml").write_text(gateway.replace("[memory_limiter, tail_sampling]", "[memory_limiter, tail_samplin]"))
+    (tmp_path / "component.yaml").write_text(
+        gateway.replace("[memory_limiter, tail_sampling]", "[memory_limiter, tail_samplin]")
+    )
     assert validate([tmp_path / "component.yaml"]).returncode != 0
     (tmp_path / "policy.yaml").write_text(gateway.replace("type: status_code\n", "type: status_codes\n"))
     assert validate([tmp_path / "policy.yaml"]).returncode == 0
@@ -109,7 +115,11 @@ def test_manifest_versions_are_one_set() -> None:
     manifest = _load(MANIFEST)
     builder = re.search(r'BUILDER_VERSION="(v[0-9.]+)"', (COLLECTOR_DIR / "build.sh").read_text())
     assert builder is not None
-    modules = [m["gomod"] for kind in ("receivers", "processors", "exporters", "connectors", "extensions") for m in manifest[kind]]
+    modules = [
+        m["gomod"]
+        for kind in ("receivers", "processors", "exporters", "connectors", "extensions")
+        for m in manifest[kind]
+    ]
     assert {m.split()[1] for m in modules} == {builder.group(1)}
     assert {m["gomod"].split()[1] for m in manifest["providers"]} == {"v1.67.0"}
 

@@ -24,7 +24,13 @@ import pytest
 
 from otel_sentry.testing import OtlpReceiver, SentryIngest
 from tests.support.apps import AppProcess
-from tests.support.collector import COLLECTOR_DIR, Collector, CollectorUnavailable, collector_binary, gateways_list
+from tests.support.collector import (
+    COLLECTOR_DIR,
+    Collector,
+    CollectorUnavailable,
+    collector_binary,
+    gateways_list,
+)
 
 APPS = Path(__file__).parent / "apps"
 DECISION_WAIT = 3.0
@@ -65,7 +71,9 @@ def tier() -> Iterator[Dict[str, Any]]:
         }
         configs = [COLLECTOR_DIR / "gateway.yaml", COLLECTOR_DIR / "gateway-sentry.yaml"]
         gateways = [
-            Collector(configs, {**gateway_env, "OTEL_SENTRY_BACKEND_ENDPOINT": backend.endpoint}, name=f"gw{i}")
+            Collector(
+                configs, {**gateway_env, "OTEL_SENTRY_BACKEND_ENDPOINT": backend.endpoint}, name=f"gw{i}"
+            )
             for i, backend in enumerate((backend_a, backend_b))
         ]
         for gateway in gateways:
@@ -185,7 +193,9 @@ def _figures(tier: Dict[str, Any]) -> str:
 
 
 def _app_traces(tier: Dict[str, Any]) -> Dict[str, List[Dict[str, Any]]]:
-    spans = [s for backend in tier["backends"] for s in backend if s["resource"].get("service.name") == "tier-app"]
+    spans = [
+        s for backend in tier["backends"] for s in backend if s["resource"].get("service.name") == "tier-app"
+    ]
     return _by_trace(spans)
 
 

@@ -45,8 +45,11 @@ def test_defaults_apply_only_when_no_standard_limit_is_set() -> None:
     env: Dict[str, str] = {}
     apply_defaults(env)
     assert env == {"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": str(DEFAULT_VALUE_LENGTH)}
-    for name in ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-                 "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT"):
+    for name in (
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    ):
         env = {name: "1000"}
         apply_defaults(env)
         assert env == {name: "1000"}  # the user's own limit is the SDK's business
@@ -58,7 +61,9 @@ def _provider(limit: int, exporter: SpanExporter) -> TracerProvider:
     return provider
 
 
-def test_a_huge_exception_is_cut_when_recorded_and_marked_when_exported(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_huge_exception_is_cut_when_recorded_and_marked_when_exported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "4096")
     recording = Recording()
     provider = _provider(4096, BoundedSpanExporter(recording))
@@ -77,7 +82,8 @@ def test_a_huge_exception_is_cut_when_recorded_and_marked_when_exported(monkeypa
     assert event["exception.stacktrace"].startswith("Traceback (most recent call last)")
     assert exported.attributes is not None and exported.attributes["small"] == "fine"
     assert set(exported.attributes[TRUNCATED_ATTRIBUTE]) == {
-        "exception:exception.message", "exception:exception.stacktrace"
+        "exception:exception.message",
+        "exception:exception.stacktrace",
     }
 
 
@@ -95,11 +101,18 @@ _text = st.one_of(st.text(max_size=50), st.text(alphabet="aé€😀", min_size=
 _value = st.one_of(_text, st.integers(-(2**63), 2**63 - 1), st.booleans(), st.lists(_text, max_size=5))
 
 
-def _span(index: int, attributes: Dict[str, Any], resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
+def _span(
+    index: int, attributes: Dict[str, Any], resource: Resource, scope: InstrumentationScope
+) -> ReadableSpan:
     context = SpanContext(trace_id=index + 1, span_id=index + 1, is_remote=False, trace_flags=TraceFlags(1))
     return ReadableSpan(
-        name=f"span-{index}", context=context, attributes=attributes, resource=resource,
-        instrumentation_scope=scope, start_time=1, end_time=2,
+        name=f"span-{index}",
+        context=context,
+        attributes=attributes,
+        resource=resource,
+        instrumentation_scope=scope,
+        start_time=1,
+        end_time=2,
     )
 
 
@@ -139,3 +152,31 @@ def test_oversized_span_is_dropped_and_counted_never_the_batch(caplog: pytest.Lo
     assert all(encode_spans(r).ByteSize() <= GRPC_DEFAULT_MAX for r in recording.requests)
     assert limits.counters.snapshot()["span.dropped.oversized"] == before + 1
     assert "dropped span 'span-5000'" in caplog.text
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_log_bodies_are_bounded_and_marked_before_the_export_processor_queues_them() -> None:
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    from otel_sentry._payload_limits import LogBodyLimit, bound_log_bodies
+
+    provider = LoggerProvider()
+    exporter = InMemoryLogRecordExporter()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))  # as the SDK's setup does
+    assert bound_log_bodies(provider)
+    assert bound_log_bodies(object()) is False
+    log = logging.getLogger("payload-limits-test")
+    log.propagate = False
+    handler = LoggingHandler(logger_provider=provider)
+    log.addHandler(handler)
+    try:
+        log.error("upstream said %s", "b" * 200_000, extra={"detail": "d" * 10})
+        log.error("short")
+    finally:
+        log.removeHandler(handler)
+    big, short = (item.log_record for item in exporter.get_finished_logs())
+    assert isinstance(big.body, str) and len(big.body) == LogBodyLimit().limit
+    assert big.body.startswith("upstream said bbb") and big.body.endswith(TRUNCATION_MARK)
+    assert big.attributes is not None and big.attributes[TRUNCATED_ATTRIBUTE] == ("body",)
+    assert short.body == "short" and TRUNCATED_ATTRIBUTE not in (short.attributes or {})

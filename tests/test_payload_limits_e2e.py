@@ -16,7 +16,12 @@ from typing import Any, Dict, Iterator, List
 import httpx
 import pytest
 
-from otel_sentry._payload_limits import DEFAULT_VALUE_LENGTH, MAX_REQUEST_BYTES, TRUNCATED_ATTRIBUTE, TRUNCATION_MARK
+from otel_sentry._payload_limits import (
+    DEFAULT_VALUE_LENGTH,
+    MAX_REQUEST_BYTES,
+    TRUNCATED_ATTRIBUTE,
+    TRUNCATION_MARK,
+)
 from otel_sentry.testing import OtlpReceiver, SentryIngest
 from tests.support.apps import AppProcess
 from tests.support.collector import Collector, CollectorUnavailable, collector_binary
@@ -76,7 +81,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
                 statuses.append(httpx.get(app.url + special, timeout=120).status_code)
         finally:
             app.stop(timeout=60)
-        backend.wait_for(lambda r: sum(s["name"] == "GET /ok/{n}" for s in r.spans()) >= 3 * NORMAL, timeout=20)
+        backend.wait_for(
+            lambda r: sum(s["name"] == "GET /ok/{n}" for s in r.spans()) >= 3 * NORMAL, timeout=20
+        )
         requests = backend.requests("traces")
         print(  # the closing-note figures, shown with pytest -s
             f"requests to the backend: {len(requests)}, largest {max(len(r.raw) for r in requests):,} bytes, "

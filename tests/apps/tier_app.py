@@ -5,8 +5,8 @@ It knows nothing about otel_sentry: telemetry comes from ``opentelemetry-instrum
 
 from __future__ import annotations
 
-from opentelemetry import trace
 from fastapi import FastAPI
+from opentelemetry import trace
 
 app = FastAPI()
 tracer = trace.get_tracer("tier_app")

@@ -54,12 +54,12 @@ def collector_binary() -> Path:
     return _binary
 
 
-def validate(configs: Sequence[Path], env: Optional[Mapping[str, str]] = None) -> subprocess.CompletedProcess[str]:
+def validate(
+    configs: Sequence[Path], env: Optional[Mapping[str, str]] = None
+) -> subprocess.CompletedProcess[str]:
     """``otelcol validate`` on one config or several merged ones, with ``env`` only."""
     args = [str(collector_binary()), "validate", *(f"--config={c}" for c in configs)]
-    return subprocess.run(
-        args, capture_output=True, text=True, timeout=60, env=_env(env), check=False
-    )
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, env=_env(env), check=False)
 
 
 def _env(extra: Optional[Mapping[str, str]]) -> Dict[str, str]:
@@ -72,9 +72,13 @@ class Collector:
     """One collector process on 127.0.0.1: OTLP gRPC/HTTP, health check and own telemetry on free
     ports (several collectors on one host would collide on 8888 otherwise)."""
 
-    def __init__(self, configs: Sequence[Path], env: Optional[Mapping[str, str]] = None, name: str = "otelcol"):
+    def __init__(
+        self, configs: Sequence[Path], env: Optional[Mapping[str, str]] = None, name: str = "otelcol"
+    ):
         self.name = name
-        self.grpc_port, self.http_port, self.health_port, self.telemetry_port = (free_port() for _ in range(4))
+        self.grpc_port, self.http_port, self.health_port, self.telemetry_port = (
+            free_port() for _ in range(4)
+        )
         self.env = _env(
             {
                 "OTLP_GRPC_ENDPOINT": f"127.0.0.1:{self.grpc_port}",
