@@ -25,6 +25,8 @@ from tests.support.collector import (
     validate,
 )
 
+# a cold collector build (the first test to need it) takes minutes
+pytestmark = pytest.mark.timeout(2000)
 MANIFEST = COLLECTOR_DIR / "manifest.yaml"
 COMPOSE = ROOT / "docker-compose.yml"
 CONFIGS = [
@@ -54,7 +56,6 @@ def binary() -> Path:
         pytest.skip(str(exc))
 
 
-@pytest.mark.timeout(2000)
 @pytest.mark.parametrize("configs", CONFIGS, ids=lambda c: "+".join(c))
 def test_every_config_validates_with_the_built_distribution(binary: Path, configs: tuple[str, ...]) -> None:
     done = validate([COLLECTOR_DIR / c for c in configs], SENTRY_ENV)

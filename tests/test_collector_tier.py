@@ -32,6 +32,8 @@ from tests.support.collector import (
     gateways_list,
 )
 
+# a cold collector build (the first test to need it) takes minutes
+pytestmark = pytest.mark.timeout(2000)
 APPS = Path(__file__).parent / "apps"
 DECISION_WAIT = 3.0
 APP_RATE = 0.3

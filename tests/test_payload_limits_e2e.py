@@ -1,9 +1,12 @@
 """One huge exception must not cost a whole batch: end to end with the real collector.
 
 The app (tests/apps/tier_app.py under ``opentelemetry-instrument`` with otel_sentry) exports over
-OTLP/HTTP to the otelcol-otel-sentry collector with default receiver limits, which forwards to
-a loopback OTLP receiver. Among normal requests: a 20 MB exception message, an exception whose
-repr is 200 MB, and a span too big for any request. Bounded: ~100 requests, about 30 s.
+OTLP/HTTP, then over OTLP/gRPC when ``opentelemetry-exporter-otlp-proto-grpc`` is installed (it is
+not a test dependency: tests/test_bad_config.py checks the message given when it is missing), to
+the otelcol-otel-sentry collector with default receiver limits, which forwards to a loopback OTLP
+receiver. Among normal requests: a 20 MB exception message, an exception whose
+repr is 200 MB, and a span too big for any request. Bounded: ~100 requests per protocol, about
+25 s each.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from otel_sentry.testing import OtlpReceiver, SentryIngest
 from tests.support.apps import AppProcess
 from tests.support.collector import Collector, CollectorUnavailable, collector_binary
 
+# a cold collector build (the first test to need it) takes minutes
+pytestmark = pytest.mark.timeout(2000)
 APPS = Path(__file__).parent / "apps"
 NORMAL = 30  # per group, three groups
 # default receiver limits: nothing about sizes is configured
@@ -50,8 +55,15 @@ service:
 """
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
+def _event_chars(span: Dict[str, Any]) -> int:
+    return sum(len(str(v)) for event in span["events"] for v in event["attributes"].values())
+
+
+@pytest.fixture(scope="module", params=["http/protobuf", "grpc"])
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
+    protocol = request.param
+    if protocol == "grpc":
+        pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc.trace_exporter")
     try:
         collector_binary()
     except CollectorUnavailable as exc:
@@ -67,7 +79,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
         env = {
             "SENTRY_DSN": ingest.dsn(),
             "OTEL_TRACES_EXPORTER": "otlp,sentry",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.http_endpoint,
+            # gRPC: the receiver's default 4 MiB message limit; HTTP: its 20 MiB body limit
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": (
+                collector.http_endpoint
+                if protocol == "http/protobuf"
+                else f"http://{collector.grpc_endpoint}"
+            ),
             "SENTRY_ENVIRONMENT": "development",  # every request sampled: all spans are expected
             "OTEL_BSP_SCHEDULE_DELAY": "3000",  # big batches: the huge spans share them with others
         }
@@ -87,7 +105,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
         requests = backend.requests("traces")
         print(  # the closing-note figures, shown with pytest -s
             f"requests to the backend: {len(requests)}, largest {max(len(r.raw) for r in requests):,} bytes, "
-            f"total {sum(len(r.raw) for r in requests):,} bytes; spans {len(backend.spans())}"
+            f"total {sum(len(r.raw) for r in requests):,} bytes; spans {len(backend.spans())}; characters in "
+            f"the big spans' events: {[_event_chars(s) for s in backend.spans() if 'huge' in s['name']]}"
         )
         yield {
             "statuses": statuses,
