@@ -16,7 +16,8 @@ manifest="$here/manifest.yaml"
 
 command -v go >/dev/null 2>&1 || { echo "build.sh: Go is required (https://go.dev/dl/)" >&2; exit 2; }
 
-hash="$( (cat "$manifest"; echo "$BUILDER_VERSION") | sha256sum | cut -c1-16)"
+sha256() { if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi; }
+hash="$( (cat "$manifest"; echo "$BUILDER_VERSION") | sha256 | cut -c1-16)"
 cache_root="${OTEL_SENTRY_COLLECTOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otel-sentry/collector}"
 out="$cache_root/$hash"
 binary="$out/dist/otelcol-otel-sentry"
@@ -36,7 +37,7 @@ fi
 
 # One builder at a time per cache directory: concurrent test sessions wait for the first.
 exec 9>"$out/.lock"
-flock 9
+if command -v flock >/dev/null 2>&1; then flock 9; fi  # util-linux; macOS has none
 if [ ! -x "$binary" ]; then
   echo "build.sh: building otelcol-otel-sentry into $out (a cold build takes minutes)" >&2
   start=$(date +%s)
