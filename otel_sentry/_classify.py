@@ -165,8 +165,13 @@ def _library_category(exc: BaseException) -> Optional[str]:
     return LIBRARY_CATEGORIES.get(_top_package(innermost))
 
 
+# Keywords are searched in the head of the message only: a 20 MB message (a provider echoing a body)
+# scanned by every pattern took seconds on the request's thread.
+_KEYWORD_SCAN_CHARS = 8192
+
+
 def _keyword_category(exc: BaseException) -> Optional[str]:
-    text = f"{type(exc).__name__} {exc}"
+    text = f"{type(exc).__name__} {str(exc)[:_KEYWORD_SCAN_CHARS]}"
     for pattern, category in _KEYWORDS:
         if pattern.search(text):
             return category

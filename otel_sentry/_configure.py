@@ -143,9 +143,11 @@ def _scrubbed_batch_processor(exporter: Any) -> Any:
     """Every exporter (OTLP, console, sentry, ...) sees spans only after scrubbing."""
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    from ._payload_limits import BoundedSpanExporter, request_limit_for
     from ._scrubbing_exporter import ScrubbingSpanExporter
 
-    return BatchSpanProcessor(ScrubbingSpanExporter(exporter))
+    bounded = BoundedSpanExporter(ScrubbingSpanExporter(exporter), max_bytes=request_limit_for(exporter))
+    return BatchSpanProcessor(bounded)
 
 
 def configure_pipeline(
@@ -162,6 +164,9 @@ def configure_pipeline(
 
         keep_our_warnings_visible()
         apply_environment_defaults()
+        from ._payload_limits import apply_defaults as bound_payloads
+
+        bound_payloads()  # before the SDK builds its providers, which read the limits
         # Strict mode collects every problem and raises once; otherwise each is one warning line and
         # the variable is rewritten to its safe value before the SDK reads it.
         problems: list[str] = []
@@ -224,6 +229,11 @@ def configure_pipeline(
             **_without_unread_metrics(_initialize_components),
         )
         _enable_promotion(promotion, runtime)
+        from opentelemetry._logs import get_logger_provider
+
+        from ._payload_limits import bound_log_bodies
+
+        bound_log_bodies(get_logger_provider())  # log bodies: the SDK bounds attributes only
         from opentelemetry import trace
 
         guard_provider_sampler(trace.get_tracer_provider())
