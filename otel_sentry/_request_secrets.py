@@ -62,12 +62,14 @@ counters: Counter[str] = Counter()
 
 
 def _escapes(text: str) -> set[str]:
-    """text as it appears inside a JSON string, a Python repr, and a JSON string of either."""
-    found = {text}
-    for once in (json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1], repr(text)[1:-1]):
-        found.add(once)
-        found.add(json.dumps(once)[1:-1])
-    return found
+    """text as it appears inside a JSON string or a Python repr, and inside one of those of either
+    (a repr of a JSON document in a frame's locals, a JSON document logged as a string)."""
+
+    def once(value: str) -> set[str]:
+        return {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], repr(value)[1:-1]}
+
+    first = once(text)
+    return {text} | first | set().union(*(once(f) for f in first))
 
 
 def _lower_percent(text: str) -> str:
