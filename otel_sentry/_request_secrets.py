@@ -30,6 +30,7 @@ import binascii
 import contextvars
 import copy
 import dataclasses
+import functools
 import json
 import re
 import threading
@@ -53,7 +54,8 @@ except ImportError:  # pragma: no cover - older SDKs
 MIN_LENGTH = 6
 MAX_VALUES = 32  # per request: a request with more credentials than this is not a real client
 MAX_VALUE_LENGTH = 4096  # a JWT with many claims fits; longer values are truncated to this prefix
-MAX_TRACES = 4096
+MAX_TRACES = 16_384  # ~1 KB each: at 1,000 credentialed requests/s an evicted entry is 16 s old
+MATCHER_CACHE = 256  # compiled matchers kept for the credentials seen most recently
 LINGER_SECONDS = 120.0
 _MAX_OPEN_SPANS = 1024  # per entry; spans past this are not tracked (the linger still covers them)
 _MIN_BASE64_CORE = 8  # an unaligned base64 fragment shorter than this would match random base64 text
@@ -66,7 +68,12 @@ def _escapes(text: str) -> set[str]:
     (a repr of a JSON document in a frame's locals, a JSON document logged as a string)."""
 
     def once(value: str) -> set[str]:
-        return {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], repr(value)[1:-1]}
+        return {
+            json.dumps(value)[1:-1],
+            json.dumps(value, ensure_ascii=False)[1:-1],
+            repr(value)[1:-1],
+            repr(value + "\"'")[1:-4],  # inside a bigger repr holding both quotes: ' is escaped
+        }
 
     first = once(text)
     return {text} | first | set().union(*(once(f) for f in first))
@@ -106,6 +113,17 @@ def forms(value: str) -> set[str]:
     return {f for f in found if len(f) >= MIN_LENGTH}
 
 
+@functools.lru_cache(maxsize=MATCHER_CACHE)
+def _matcher(values: tuple[str, ...]) -> tuple[re.Pattern[str], frozenset[str]]:
+    """The compiled matcher of a set of values. Cached: a client sends the same API key or token on
+    every request, and building one costs a few hundred microseconds (bench/request_secrets.py)."""
+    every = set().union(*(forms(v) for v in values))
+    # longest first: where forms overlap, the whole of the longer one is replaced
+    ordered = sorted(every, key=lambda f: (-len(f), f))
+    counters["request_secrets.matchers_built"] += 1
+    return re.compile("|".join(re.escape(f) for f in ordered)), frozenset(v for v in values if v.isdigit())
+
+
 class RequestSecrets:
     """The secret values of one request and the matcher of their forms, built once when first used."""
 
@@ -138,13 +156,13 @@ class RequestSecrets:
 
     def pattern(self) -> Optional[re.Pattern[str]]:
         if self._pattern is None and self.values:
-            every = set().union(*(forms(v) for v in self.values))
-            # longest first: where forms overlap, the whole of the longer one is replaced
-            ordered = sorted(every, key=lambda f: (-len(f), f))
-            self._pattern = re.compile("|".join(re.escape(f) for f in ordered))
-            self._numbers = frozenset(v for v in self.values if v.isdigit())
-            counters["request_secrets.matchers_built"] += 1
+            self._pattern, self._numbers = _matcher(tuple(self.values))
         return self._pattern
+
+    def forget_matcher(self) -> None:
+        """Drop this request's reference to its matcher (the cache may keep it): a lingering entry
+        then holds only its values."""
+        self._pattern = None
 
     def redact_text(self, text: str) -> str:
         pattern = self.pattern()
@@ -204,19 +222,53 @@ def _add_cookies(secrets: RequestSecrets, header: str) -> None:
             secrets.add(unquoted)
 
 
+_credential_headers: dict[bytes, bool] = {}  # raw header name -> carries a credential (bounded)
+# A query string is parsed only when it holds one of these (most hold none).
+_QUERY_WORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"auth", b"sig", b"session", b"cred", b"code")
+
+
+def _query_may_carry(query: Any) -> bool:
+    if not isinstance(query, bytes):
+        return bool(query)
+    lowered = query.lower()
+    return any(word in lowered for word in _QUERY_WORDS)
+
+
+def _may_carry_credentials(scope: Mapping[str, Any]) -> bool:
+    """The fast test every request pays: a cached lookup per header name, substring tests on the
+    query string; nothing is allocated."""
+    for raw_name, _ in scope.get("headers") or ():
+        if _is_credential_header(raw_name):
+            return True
+    query = scope.get("query_string")
+    return bool(query) and _query_may_carry(query)
+
+
+def _is_credential_header(raw_name: bytes) -> bool:
+    known = _credential_headers.get(raw_name)
+    if known is None:
+        name = raw_name.decode("latin-1").lower()
+        known = name not in ("host", "content-type", "content-length") and is_sensitive_header(name)
+        if len(_credential_headers) < 4096:
+            _credential_headers[raw_name] = known
+    return known
+
+
 def collect(scope: Mapping[str, Any], secrets: Optional[RequestSecrets] = None) -> RequestSecrets:
     """The secrets in the request's headers and query string (empty when there are none)."""
     secrets = secrets if secrets is not None else RequestSecrets()
     for raw_name, raw_value in scope.get("headers") or ():
+        if not _is_credential_header(raw_name):
+            continue
         name = raw_name.decode("latin-1").lower()
         if name == "authorization" or name == "proxy-authorization":
             _add_authorization(secrets, raw_value.decode("latin-1"))
         elif name == "cookie":
             _add_cookies(secrets, raw_value.decode("latin-1"))
-        elif name not in ("host", "content-type", "content-length") and is_sensitive_header(name):
+        else:
             secrets.add(raw_value)
     query = scope.get("query_string") or b""
-    if query:
+    if query and _query_may_carry(query):
         text = query.decode("latin-1") if isinstance(query, bytes) else str(query)
         for key, value in urllib.parse.parse_qsl(text, keep_blank_values=False):
             if is_sensitive_name(key):
@@ -293,6 +345,8 @@ class _Registry:
                 else:
                     entry.open_spans.discard(span_id)
                 entry.released_at = now
+                if not self._held(entry):
+                    entry.secrets.forget_matcher()
             if now >= self._next_sweep:
                 self._next_sweep = now + 1.0
                 self._sweep(now)
@@ -314,9 +368,12 @@ class _Registry:
     def _make_room(self) -> None:
         if len(self._entries) < self.max_traces:
             return
-        self._sweep(time.monotonic())
-        if len(self._entries) < self.max_traces:
-            return
+        now = time.monotonic()
+        if now >= self._next_sweep:  # a full sweep at most once a second, never per request
+            self._next_sweep = now + 1.0
+            self._sweep(now)
+            if len(self._entries) < self.max_traces:
+                return
         # insertion order is age: the oldest released entry goes, else the oldest of all
         victim = next((t for t, e in self._entries.items() if not self._held(e)), None)
         if victim is None:
@@ -335,6 +392,8 @@ registry = _Registry()
 def start_request(scope: Mapping[str, Any], body_expected: bool = False) -> Optional[contextvars.Token[Any]]:
     """Called when a request starts: remember its secrets (None, and nothing done, when it has none
     and no body that could carry some)."""
+    if not body_expected and not _may_carry_credentials(scope):
+        return None
     secrets = collect(scope)
     if not secrets and not body_expected:
         return None
