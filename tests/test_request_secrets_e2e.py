@@ -26,7 +26,18 @@ from otel_sentry.testing import OtlpReceiver, SentryIngest
 from tests.support.apps import AppProcess
 
 APPS = Path(__file__).parent / "apps"
-CARRIERS = ("basic", "basic_pair", "basic_b64", "bearer", "cookie", "apikey", "query", "json", "form")
+CARRIERS = (
+    "basic",
+    "basic_pair",
+    "basic_b64",
+    "bearer",
+    "cookie",
+    "apikey",
+    "query",
+    "json",
+    "form",
+    "multipart",
+)
 PLACES = ("locals", "message", "log", "span_attr", "nested", "repr", "background")
 ENCODINGS = ("raw", "url", "json", "base64", "hex")
 COOKIE_SAFE = string.ascii_letters + string.digits + "!#$*+-.^_~"
@@ -67,6 +78,9 @@ def _request(carrier: str, secret: str, rng: random.Random) -> tuple[dict[str, A
         kwargs["json"] = {"credentials": {"user": user, "password": secret}, "page": 2}
     elif carrier == "form":
         kwargs["data"] = {"client_id": "svc", "client_secret": secret}
+    elif carrier == "multipart":
+        kwargs["data"] = {"client_id": "svc", "client_secret": secret}
+        kwargs["files"] = {"report": ("report.csv", b"id,amount\n1,20\n", "text/csv")}
     carried = {"basic_pair": f"{user}:{secret}", "basic_b64": basic}.get(carrier, secret)
     return kwargs, [carried]
 

@@ -83,6 +83,8 @@ async def credential(carrier: str, request: Request) -> str:
     if carrier == "form":
         form = urllib.parse.parse_qs((await request.body()).decode())  # no python-multipart needed
         return form["client_secret"][0]
+    if carrier == "multipart":  # an upload form: the secret beside a file
+        return str((await request.form())["client_secret"])
     raise ValueError(carrier)
 
 
