@@ -150,6 +150,15 @@ def _scrubbed_batch_processor(exporter: Any) -> Any:
     return BatchSpanProcessor(bounded)
 
 
+def _redacted_log_processor(exporter: Any) -> Any:
+    """Every log exporter sees records only after their request's secrets are replaced."""
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    from ._request_secrets import RedactingLogExporter
+
+    return BatchLogRecordProcessor(RedactingLogExporter(exporter))
+
+
 def configure_pipeline(
     *, auto_instrumentation_version: Optional[str] = None, **overrides: Any
 ) -> Optional[Runtime]:
@@ -213,6 +222,7 @@ def configure_pipeline(
         from ._exporter import SentrySpanExporter
         from ._failed_spans import FailedSpanRecorder
         from ._failsafe import GuardedSpanProcessor, guard_provider_sampler
+        from ._request_secrets import RequestSecretsProcessor
 
         # promoted spans go to every export processor, so promotion keeps track of them
         export_processor = (
@@ -223,9 +233,15 @@ def configure_pipeline(
             exporter_args_map={SentrySpanExporter: {"runtime": runtime}} if runtime else None,
             # ours run inside the request's start_span/end: guarded, so a bug never fails it
             span_processors=[
-                GuardedSpanProcessor(p) for p in [FailedSpanRecorder(), *([promotion] if promotion else [])]
+                GuardedSpanProcessor(p)
+                for p in [
+                    FailedSpanRecorder(),
+                    RequestSecretsProcessor(),  # background spans keep their request's secrets known
+                    *([promotion] if promotion else []),
+                ]
             ],
             export_span_processor=export_processor,  # type: ignore[arg-type]
+            export_log_record_processor=_redacted_log_processor,
             **_without_unread_metrics(_initialize_components),
         )
         _enable_promotion(promotion, runtime)

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from opentelemetry.trace import SpanContext
 
+from . import _request_body
 from ._classify import ErrorFacts
 from ._enrich import request_context, slow_request_breadcrumb
 from ._event_common import EventDefaults, runtime_contexts
@@ -47,6 +48,7 @@ class RequestFacts:
     api_key_hash: Optional[str] = None
     duration: Optional[float] = None
     slow: bool = False
+    body: Any = None  # the request body as the app read it (_request_body.RequestBody)
 
     @classmethod
     def from_scope(cls, scope: dict[str, Any]) -> RequestFacts:
@@ -70,6 +72,7 @@ class RequestFacts:
             query_string=query_string,
             headers=headers,
             client_address=str(client[0]) if client else None,
+            body=scope.get(_request_body.SCOPE_KEY),
         )
 
     def update_route(self, scope: dict[str, Any]) -> None:
@@ -192,6 +195,7 @@ def error_event(
             http["query_string"] = request.query_string
         if send_default_pii and request.client_address:
             http["env"] = {"REMOTE_ADDR": request.client_address}
+        _request_body.add_to_event(http, event, request.body)
         event["request"] = http
         response: dict[str, Any] = {"duration_ms": round((error.timestamp - request.started) * 1000, 3)}
         if status_code is not None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
 
-from . import _dsc, _redact
+from . import _dsc, _redact, _request_secrets
 from ._capture import exception_chain
 from ._classify import ErrorFacts, FailedSpan, classify
 from ._enrich import STANDARD_HEADER_VARIABLES
@@ -190,6 +190,7 @@ class Runtime:
                 event = self.scrubber.scrub(event, found)
             if found:
                 event.setdefault("contexts", {})["scrubbing"] = {"fields": sorted(found)[:100]}
+            event = _request_secrets.redact_event(event)  # what the request itself said is secret
             # Strict JSON, valid UTF-8, within 1 MiB per event. An event already in plain JSON types
             # (nearly all: what goes in is sanitized) skips sentry-sdk's serializer, a fifth of an
             # error event's cost; Relay trims its databags as it does every SDK's.

@@ -25,6 +25,7 @@ from ._redact import (
     sanitize_url,
     scrubber,
 )
+from ._request_secrets import redact_spans
 
 AUDIT_ATTRIBUTE = "otel_sentry.scrubbed"
 _URL_KEYS = frozenset({"http.url", "url.full", "http.target"})
@@ -111,6 +112,7 @@ class ScrubbingSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         rules = scrubber()
+        spans = redact_spans(spans)  # the secrets their requests carried, under any name
         return self.exporter.export([scrub_span(span, rules) for span in spans])
 
     def shutdown(self) -> None:

@@ -151,6 +151,13 @@ def _parse_log_level(raw: str) -> Optional[int]:
     raise ValueError(raw)
 
 
+def _parse_body_size(raw: str) -> str:
+    value = raw.strip().lower()
+    if value in ("never", "small", "medium", "always"):
+        return value
+    raise ValueError(raw)
+
+
 def _parse_debug_route(raw: str) -> Optional[str]:
     """true -> /sentry-debug, false/empty -> off, or a path of its own."""
     value = raw.strip()
@@ -260,6 +267,16 @@ SETTINGS: tuple[Setting, ...] = (
         BOOL,
         "Local variables on every frame, library frames included, as sentry-sdk does; off: on in-app "
         "frames only (the innermost frame when none is in-app), a tenth of the cost per error.",
+    ),
+    Setting(
+        "max_request_body_size",
+        ("OTEL_SENTRY_MAX_REQUEST_BODY_SIZE",),
+        _parse_body_size,
+        "medium",
+        "never, small (up to 1,000 bytes), medium (up to 10,000 bytes) or always",
+        "As sentry-sdk's max_request_body_size: the JSON or form body of a failed request, as far as "
+        "the app read it, in its error events' request.data, scrubbed; bigger bodies (by Content-Length) "
+        "are marked removed, raw bodies and uploaded files are never sent. always keeps up to 1 MiB.",
     ),
     Setting(
         "bypass_untraced_routes",
@@ -551,6 +568,7 @@ class Settings:
     send_default_pii: bool = False
     include_local_variables: bool = True
     local_variables_all_frames: bool = False
+    max_request_body_size: str = "medium"
     asgi_send_receive_spans: bool = False
     bypass_untraced_routes: bool = True
     bypass_unsampled_requests: bool = True

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from . import _capture, _shutdown
+from . import _capture, _request_body, _request_secrets, _shutdown
 from ._enrich import DURATION_MS, ERROR_CATEGORY, IS_TIMEOUT, SLOW_REQUEST, header_attributes, span_attributes
 from ._failsafe import internal_error
 from ._runtime import Runtime, get_runtime
@@ -47,10 +47,13 @@ class CaptureMiddleware:
         if runtime is None or scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        secrets_token = None
         try:
             request = _capture.RequestCapture(scope)
             scope[_capture.SCOPE_KEY] = request
             token = _capture.set_current_request(request)
+            receive = _request_body.start(scope, receive, runtime.settings.max_request_body_size)
+            secrets_token = _request_secrets.start_request(scope, _request_body.body_expected(scope))
         except Exception:
             runtime.internal_error("starting request capture")
             await self.app(scope, receive, send)
@@ -92,6 +95,7 @@ class CaptureMiddleware:
             request.failed_spans.clear()
             request.breadcrumbs = None
             scope.pop(_capture.SCOPE_KEY, None)
+            _request_secrets.end_request(secrets_token)  # after the events: they are redacted too
 
 
 def _annotate_server_span(

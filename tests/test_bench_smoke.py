@@ -42,3 +42,14 @@ def test_the_overhead_bench_runs_every_configuration_and_every_peer_delivers(tmp
     for pipeline in ("otlp", "ours_otlp", "ours_sentry"):
         assert figures["exporters"][pipeline]["spans_per_s"] > 0
     assert set(figures["decorator_ns"]) >= {"sync function", "method", "async function (awaited)"}
+
+
+def test_the_request_secrets_bench_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "request_secrets.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "with credentials, failed (1 error event)" in result.stdout
