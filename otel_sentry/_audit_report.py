@@ -24,7 +24,20 @@ from ._audit import KINDS, FileResult, Finding, exception_classes
 from ._audit_scan import parse, scan_tree
 
 DEFAULT_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("routes", ("*/routes/*", "*/routers/*", "*/api/*", "*/endpoints/*", "*/views*", "*/controllers/*")),
+    (
+        "routes",
+        (
+            "*/routes/*",
+            "*/routers/*",
+            "*/api/*",
+            "*/endpoints/*",
+            "*_endpoints/*",
+            "*_routes/*",
+            "*/routes.py",
+            "*/views*",
+            "*/controllers/*",
+        ),
+    ),
     (
         "db",
         (
