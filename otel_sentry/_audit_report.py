@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
-from ._audit import KINDS, FileResult, Finding, exception_classes
+from ._audit import FileResult, Finding, exception_classes
+from ._audit_kinds import KINDS
 from ._audit_scan import parse, scan_tree
 
 DEFAULT_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ._doctor import ERROR, INFO, OK, WARN, Check, Report, collected_warnings
+from ._transport import ERROR as ERROR_CATEGORY
 
 Probe = Callable[[], Check]
 
@@ -268,27 +269,38 @@ def send_test_event(report: Report, settings: Any, timeout: float) -> Optional[s
                     mechanism="otel_sentry.doctor",
                     span="none",
                 )
-            delivered = runtime.flush(timeout)
-            stats = runtime.stats()
+            stats = _settled(runtime, timeout)
         finally:
             runtime.shutdown(0.1)
             set_runtime(previous)
     for stat in stats:
         name = stat.destination
-        if stat.delivered.get("error"):
+        if stat.delivered.get(ERROR_CATEGORY):
             report.add(OK, f"test_event.{name}", f"test event {event_id} delivered to {name}")
-        else:
-            why = ", ".join(f"{reason}" for (reason, _cat) in stat.dropped) or (
-                "still queued" if not delivered else "not delivered"
-            )
-            detail = f" ({lines[-1]})" if lines else ""
-            report.add(
-                ERROR,
-                f"test_event.{name}",
-                f"test event {event_id} not delivered to {name} within {timeout:g} s: {why}{detail}",
-                "see the reachability finding above",
-            )
+            continue
+        reasons = sorted({reason for (reason, category) in stat.dropped if category == ERROR_CATEGORY})
+        why = f"dropped ({', '.join(reasons)})" if reasons else f"not delivered within {timeout:g} s"
+        said = [line.split(": ", 1)[1] for line in lines if line.startswith(f"{name}: ")]
+        detail = f": {said[0]}" if said else ""
+        fix = "see the reachability findings above"
+        report.add(ERROR, f"test_event.{name}", f"test event {event_id} {why} by {name}{detail}", fix)
     return event_id
+
+
+def _settled(runtime: Any, timeout: float) -> list[Any]:
+    """Each destination's stats once the test event is delivered or dropped there (or at the deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = runtime.stats()
+        done = all(
+            stat.delivered.get(ERROR_CATEGORY, 0)
+            + sum(n for (_reason, category), n in stat.dropped.items() if category == ERROR_CATEGORY)
+            >= stat.submitted.get(ERROR_CATEGORY, 0)
+            for stat in stats
+        )
+        if done or time.monotonic() >= deadline:
+            return list(stats)
+        time.sleep(0.02)
 
 
 class DoctorTestError(Exception):

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_sentry._audit import KINDS
+from otel_sentry._audit_kinds import KINDS
 from otel_sentry._audit_scan import scan_source
 
 ROOT = Path(__file__).resolve().parents[1]
