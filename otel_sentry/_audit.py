@@ -351,6 +351,13 @@ Scope = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 def retrieved_names(tree: ast.AST) -> set[str]:
     """Names (last component) of whatever is awaited, gathered, waited for or read in this file."""
     names: set[str] = set()
+    for node in ast.walk(tree):
+        note_retrieval(node, names)
+    return names
+
+
+def note_retrieval(node: ast.AST, names: set[str]) -> None:
+    """Add to names what this one node awaits, gathers, waits for or reads (see retrieved_names)."""
 
     def add(node: ast.AST) -> None:
         if isinstance(node, ast.Starred):
@@ -365,25 +372,28 @@ def retrieved_names(tree: ast.AST) -> set[str]:
         if leaf:
             names.add(leaf)
 
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Await):
-            add(node.value)
-        elif isinstance(node, ast.Call):
-            leaf = _leaf(node.func)
-            if leaf in _RETRIEVE_CALLS:
-                for arg in node.args:
-                    add(arg)
-            elif leaf in _RETRIEVE_METHODS and isinstance(node.func, ast.Attribute):
-                add(node.func.value)
-        elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
-            add(node.iter)  # `for t in tasks: await t` / `[await t for t in tasks]`
-    return names
+    if isinstance(node, ast.Await):
+        add(node.value)
+    elif isinstance(node, ast.Call):
+        leaf = _leaf(node.func)
+        if leaf in _RETRIEVE_CALLS:
+            for arg in node.args:
+                add(arg)
+        elif leaf in _RETRIEVE_METHODS and isinstance(node.func, ast.Attribute):
+            add(node.func.value)
+    elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+        add(node.iter)  # `for t in tasks: await t` / `[await t for t in tasks]`
 
 
-def exception_classes(tree: ast.AST) -> set[str]:
-    """Classes a file defines that look like exceptions (a base named *Error/*Exception/...)."""
+def exception_classes(tree: ast.Module) -> set[str]:
+    """Classes a file defines that look like exceptions (a base named *Error/*Exception/...), at module
+    level or nested in classes (where exception classes live)."""
     found = set()
-    for node in ast.walk(tree):
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.ClassDef):
+            pending.extend(node.body)
         if isinstance(node, ast.ClassDef) and any(
             re.search(r"(Error|Exception|Exc|Failure|Warning)$", _leaf(base)) for base in node.bases
         ):

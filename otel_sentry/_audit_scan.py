@@ -35,29 +35,33 @@ class _Scanner(ast.NodeVisitor):
         self.scope: list[str] = []
         self.depth = 0  # nesting of functions
         self.parents: dict[int, ast.AST] = {}
-        for parent in ast.walk(tree):
-            for child in ast.iter_child_nodes(parent):
-                self.parents[id(child)] = parent
-        self.retrieved = rules.retrieved_names(tree)
+        self.retrieved: set[str] = set()
+        # Thread/Timer imported from threading (not, say, OpenAI's Thread type); create_task or
+        # ensure_future imported from asyncio (another create_task, such as an app's own task manager,
+        # may well retrieve what it runs)
+        self.thread_classes: set[str] = set()
+        self.asyncio_spawns: set[str] = set()
+        self._index(tree)
         self.task_groups: set[str] = set()
-        # create_task/ensure_future imported from asyncio (a bare call to another create_task, such as
-        # an app's own task manager, may well retrieve what it runs)
-        self.thread_classes = {  # Thread/Timer imported from threading (not, say, OpenAI's Thread type)
-            alias.asname or alias.name
-            for node in ast.walk(tree)
-            if isinstance(node, ast.ImportFrom) and node.module == "threading"
-            for alias in node.names
-            if alias.name in ("Thread", "Timer")
-        }
-        self.asyncio_spawns = {
-            alias.asname or alias.name
-            for node in ast.walk(tree)
-            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "asyncio"
-            for alias in node.names
-            if alias.name in rules._TASK_SPAWN
-        }
         self.executors: dict[str, str] = {}  # bound name -> "thread" | "process"
         self._seen: dict[str, int] = {}
+
+    def _index(self, tree: ast.AST) -> None:
+        """One pass over the tree: parents, what is retrieved, what is imported from where."""
+        pending = [tree]
+        while pending:
+            node = pending.pop()
+            for child in ast.iter_child_nodes(node):
+                self.parents[id(child)] = node
+                pending.append(child)
+            rules.note_retrieval(node, self.retrieved)
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                for alias in node.names:
+                    if module == "threading" and alias.name in ("Thread", "Timer"):
+                        self.thread_classes.add(alias.asname or alias.name)
+                    elif module.split(".")[0] == "asyncio" and alias.name in rules._TASK_SPAWN:
+                        self.asyncio_spawns.add(alias.asname or alias.name)
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _line(self, lineno: int) -> str:
