@@ -7,14 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from . import _audit_report as report
+FORMATS = ("text", "json", "markdown", "github")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="directories or .py files (never imported)")
-    parser.add_argument(
-        "--format", choices=report.FORMATS, default="text", help="output format (default text)"
-    )
+    parser.add_argument("--format", choices=FORMATS, default="text", help="output format (default text)")
     parser.add_argument(
         "--layer",
         action="append",
@@ -44,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from . import _audit_report as report  # here, not at import: `otel-sentry doctor` does not need it
+
     try:
         layers = report.parse_layers(args.layer)
         fail_on = report.parse_fail_on(args.fail_on)

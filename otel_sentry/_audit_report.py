@@ -96,7 +96,6 @@ EXCLUDED_DIRS = frozenset(
     }
 )
 TEST_FILES = ("test_*.py", "*_test.py", "conftest.py", "migrations.py", "*_migrations.py")
-FORMATS = ("text", "json", "markdown", "github")
 
 
 @dataclass

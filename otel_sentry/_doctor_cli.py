@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="send a real test event through the delivery path (DSN or inbox, Spotlight); print its id",
     )
     parser.add_argument(
-        "--timeout", type=float, default=1.0, help="seconds for all network probes together (default 1)"
+        "--timeout", type=float, default=0.8, help="seconds for all network probes together (default 0.8)"
     )
     parser.add_argument(
         "--ignore", action="append", default=[], metavar="ID", help="finding ids (or prefixes) not to count"
