@@ -21,32 +21,6 @@ from typing import Any, Optional
 
 OK, INFO, WARN, ERROR = "ok", "info", "warn", "error"
 
-# library -> (instrumentor entry point names that cover it, instrumentation package, what is lost)
-_HTTP = "outgoing HTTP calls (provider APIs) get no client spans, and carry no trace headers downstream"
-_DB = "no query spans: slow or failing statements are invisible in traces and Sentry transactions"
-_LLM = "no gen_ai spans: model, token usage and latency of each call are not recorded"
-LIBRARIES: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
-    ("httpx", ("httpx",), "opentelemetry-instrumentation-httpx", _HTTP),
-    ("requests", ("requests",), "opentelemetry-instrumentation-requests", _HTTP),
-    ("aiohttp", ("aiohttp-client", "aiohttp_client"), "opentelemetry-instrumentation-aiohttp-client", _HTTP),
-    ("sqlalchemy", ("sqlalchemy",), "opentelemetry-instrumentation-sqlalchemy", _DB),
-    ("asyncpg", ("asyncpg",), "opentelemetry-instrumentation-asyncpg", _DB),
-    ("psycopg", ("psycopg",), "opentelemetry-instrumentation-psycopg", _DB),
-    ("psycopg2", ("psycopg2",), "opentelemetry-instrumentation-psycopg2", _DB),
-    ("psycopg2-binary", ("psycopg2",), "opentelemetry-instrumentation-psycopg2", _DB),
-    (
-        "redis",
-        ("redis",),
-        "opentelemetry-instrumentation-redis",
-        "no cache spans: Redis latency and failures are invisible in traces",
-    ),
-    ("openai", ("openai", "openai_v2"), "opentelemetry-instrumentation-openai-v2", _LLM),
-    ("anthropic", ("anthropic",), "opentelemetry-instrumentation-anthropic", _LLM),
-    ("google-genai", ("google_genai", "google-genai"), "opentelemetry-instrumentation-google-genai", _LLM),
-    ("fastapi", ("fastapi",), "opentelemetry-instrumentation-fastapi", "no server spans for FastAPI apps"),
-)
-SQLITE = ("sqlite3", ("sqlite3",), "opentelemetry-instrumentation-sqlite3", _DB)
-
 
 @dataclass
 class Check:
@@ -129,27 +103,6 @@ def _installed(distribution: str) -> Optional[str]:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return None
-
-
-def required_by() -> dict[str, set[str]]:
-    """Installed distribution name -> the installed distributions that require it (extras left out):
-    a library only other packages need is probably not called by the app itself."""
-    import re
-    from importlib import metadata
-
-    def norm(name: str) -> str:
-        return re.sub(r"[-_.]+", "-", name).lower()
-
-    found: dict[str, set[str]] = {}
-    for dist in metadata.distributions():
-        owner = dist.metadata["Name"] or "?"
-        for requirement in dist.requires or ():
-            if re.search(r"extra\s*==", requirement):
-                continue
-            match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
-            if match:
-                found.setdefault(norm(match.group(1)), set()).add(owner)
-    return found
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -352,73 +305,6 @@ def check_distro(report: Report, environ: Mapping[str, str]) -> None:
         )
 
 
-# -- instrumentations ---------------------------------------------------------------------------
-
-
-def check_instrumentations(report: Report, environ: Mapping[str, str]) -> None:
-    """Installed libraries whose instrumentation is missing, disabled, or will be skipped."""
-    from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
-
-    instrumentors = {ep.name: ep for ep in _entry_points("opentelemetry_instrumentor")}
-    disabled = {
-        n.strip() for n in environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",") if n.strip()
-    }
-    seen: set[str] = set()
-    needed_by = required_by()
-    for library, names, package, loses in (*LIBRARIES, SQLITE):
-        version = "stdlib" if library == "sqlite3" else _installed(library)
-        if version is None or names[0] in seen:
-            continue
-        seen.add(names[0])
-        found = next((instrumentors[n] for n in names if n in instrumentors), None)
-        ident = f"instrumentation.{names[0]}"
-        if found is not None and ("*" in disabled or found.name in disabled):
-            report.add(
-                INFO,
-                ident,
-                f"{library} {version}: instrumentation disabled by "
-                f"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS ({loses})",
-            )
-        elif found is not None:
-            conflict = None
-            try:
-                dist: Any = getattr(found, "dist", None)
-                conflict = get_dist_dependency_conflicts(dist)
-            except Exception:  # an odd distribution: opentelemetry-instrument would try to load it
-                conflict = None
-            if conflict:
-                report.add(
-                    WARN,
-                    ident,
-                    f"{library} {version}: {package} is installed but "
-                    f"opentelemetry-instrument will skip it ({conflict}): {loses}",
-                    f"install a {package} release that supports {library} {version}",
-                )
-            else:
-                report.add(OK, ident, f"{library} {version}: instrumented ({_dist_name(found)})")
-        else:
-            owners = sorted(needed_by.get(library.lower(), ()))
-            if library == "sqlite3" or owners:
-                why = (
-                    "the standard library"
-                    if library == "sqlite3"
-                    else f"a dependency of {', '.join(owners[:3])}"
-                )
-                report.add(
-                    INFO,
-                    ident,
-                    f"{library} {version} ({why}) has no instrumentation: if the app calls it, {loses}",
-                    f"pip install {package}",
-                )
-            else:
-                report.add(
-                    WARN,
-                    ident,
-                    f"{library} {version} is installed without its instrumentation: {loses}",
-                    f"pip install {package}",
-                )
-
-
 # -- rules --------------------------------------------------------------------------------------
 
 
@@ -434,9 +320,19 @@ def check_rules(report: Report, settings: Any, env: Mapping[str, str], paths: li
         report.add(WARN, "rules", problem, "fix the rules file (docs/rules.md)")
     source = rules.source
     if env.get("OTEL_TRACES_SAMPLER", "otel_sentry") == "otel_sentry" and env.get("OTEL_TRACES_SAMPLER_ARG"):
-        entries, default = parse_sampler_arg(env["OTEL_TRACES_SAMPLER_ARG"])
-        rules = rules.with_sampling(entries, default)
-        source += " + OTEL_TRACES_SAMPLER_ARG"
+        arg = env["OTEL_TRACES_SAMPLER_ARG"]
+        try:
+            entries, default = parse_sampler_arg(arg)
+            rules = rules.with_sampling(entries, default)
+            source += " + OTEL_TRACES_SAMPLER_ARG"
+        except ValueError as exc:  # the sampler says the same at startup and goes on without it
+            report.add(
+                WARN,
+                "rules.sampler_arg",
+                f"invalid OTEL_TRACES_SAMPLER_ARG={arg!r}: {exc}; the sampler ignores it",
+                "use comma-separated glob=rate entries and at most one bare default rate "
+                "(e.g. '0.05,/v1/chat/*=0.5')",
+            )
     elif env.get("OTEL_TRACES_SAMPLER", "otel_sentry") != "otel_sentry":
         report.add(
             INFO,
@@ -481,6 +377,8 @@ def run_local_checks(
     settings = check_settings(report, environ)
     check_distro(report, environ)
     env = effective_environment(report, environ)
+    from ._doctor_instrumentation import check_instrumentations
+
     check_instrumentations(report, environ)
     check_rules(report, settings, env, paths)
     return settings, env

@@ -168,10 +168,11 @@ BROKEN: dict[str, tuple[dict[str, str], list[str], int, dict[str, str]]] = {
             "OTEL_TRACES_EXPORTER": "console",
             "OTEL_SENTRY_SHUTDOWN_TIMEOUT": "soon",
             "OTEL_PROPAGATORS": "tracecontext,b3",
+            "OTEL_TRACES_SAMPLER_ARG": "/v1/*=2",
         },
         [],
         1,
-        {"otel.environment": "warn", "settings.invalid": "warn"},
+        {"otel.environment": "warn", "settings.invalid": "warn", "rules.sampler_arg": "warn"},
     ),
     "inbox not writable": (
         {"OTEL_SENTRY_INBOX_DIR": "{file}/inbox"},
