@@ -282,3 +282,45 @@ def test_text_output_is_one_line_per_finding_with_its_fix(tmp_path: Path) -> Non
     assert "fix: unset FASTAPI_OTEL_AUTO_CONFIGURE" in out
     assert "/v1/messages" in out and "inference_messages" in out
     assert out.rstrip().splitlines()[-1].startswith("Result: 0 error(s), 1 warning(s) -> exit 1")
+
+
+def test_competing_distro_without_the_start_up_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    """opentelemetry-distro installed (it is, with the bench extra) and otel_sentry_preflight.pth
+    missing (a broken install, which this environment cannot produce): the choice is luck."""
+    from otel_sentry import _doctor
+
+    monkeypatch.setattr(_doctor, "_preflight_hook", lambda: None)
+    report = _doctor.Report()
+    _doctor.check_distro(report, {})
+    found = {c.id: c for c in report.checks}
+    assert found["distro.configurator"].status == "warn"
+    assert "configurator (opentelemetry-distro)" in found["distro.configurator"].message
+    assert found["distro.configurator"].fix.startswith("set OTEL_PYTHON_CONFIGURATOR=otel_sentry")
+    report = _doctor.Report()
+    _doctor.check_distro(
+        report, {"OTEL_PYTHON_DISTRO": "otel_sentry", "OTEL_PYTHON_CONFIGURATOR": "otel_sentry"}
+    )
+    assert {c.status for c in report.checks if c.id.startswith("distro.") and c.id != "distro.command"} == {
+        "ok"
+    }
+
+
+def test_a_library_the_app_installed_itself_without_instrumentation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """requests is installed here only as a dependency of the OTLP exporter (a note); installed by
+    the app itself it is a warning that says what is lost and what to install."""
+    from otel_sentry import _doctor, _doctor_instrumentation
+
+    report = _doctor.Report()
+    _doctor_instrumentation.check_instrumentations(report, {})
+    assert {c.id: c.status for c in report.checks}["instrumentation.requests"] == "info"
+    monkeypatch.setattr(_doctor_instrumentation, "required_by", dict)
+    report = _doctor.Report()
+    _doctor_instrumentation.check_instrumentations(report, {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "httpx"})
+    found = {c.id: c for c in report.checks}
+    assert found["instrumentation.requests"].status == "warn"
+    assert "no client spans" in found["instrumentation.requests"].message
+    assert found["instrumentation.requests"].fix == "pip install opentelemetry-instrumentation-requests"
+    assert (
+        found["instrumentation.httpx"].status == "info"
+        and "disabled" in found["instrumentation.httpx"].message
+    )
