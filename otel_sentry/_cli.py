@@ -40,6 +40,22 @@ def _parser() -> argparse.ArgumentParser:
 
     settings = sub.add_parser("settings", help="print every setting, or the reference page with --markdown")
     settings.add_argument("--markdown", action="store_true", help="print docs/configuration.md")
+
+    from . import _audit_cli, _doctor_cli
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check this environment: settings, distro, exporters, instrumentations, reachability of "
+        "Sentry/OTLP/Spotlight, sampling rules; exit 0 ok, 1 warnings, 2 errors",
+    )
+    _doctor_cli.add_arguments(doctor)
+
+    audit = sub.add_parser(
+        "audit",
+        help="static analysis: where an error would not become an issue (swallowed exceptions, "
+        "background work, ...), by layer, with a coverage table; for CI and pre-commit",
+    )
+    _audit_cli.add_arguments(audit)
     return parser
 
 
@@ -55,6 +71,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         directory = args.dir or load_settings().resolved_inbox_dir
         return int(inbox_command(directory, as_json=args.json, clear=args.clear))
+    if args.command == "doctor":
+        from . import _doctor_cli
+
+        return _doctor_cli.run(args)
+    if args.command == "audit":
+        from . import _audit_cli
+
+        return _audit_cli.run(args)
     if args.command == "settings":
         from ._settings import SETTINGS, load_settings, settings_reference_markdown
 
