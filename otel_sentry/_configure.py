@@ -218,7 +218,8 @@ def configure_pipeline(
             exporter_args_map={SentrySpanExporter: {"runtime": runtime}} if runtime else None,
             # ours run inside the request's start_span/end: guarded, so a bug never fails it
             span_processors=[
-                GuardedSpanProcessor(p) for p in [FailedSpanRecorder(), *([promotion] if promotion else [])]
+                GuardedSpanProcessor(p)
+                for p in [FailedSpanRecorder(), *([promotion] if promotion else []), *_profiler(runtime)]
             ],
             export_span_processor=export_processor,  # type: ignore[arg-type]
             **_without_unread_metrics(_initialize_components),
@@ -228,6 +229,13 @@ def configure_pipeline(
 
         guard_provider_sampler(trace.get_tracer_provider())
         return runtime
+
+
+def _profiler(runtime: Optional[Runtime]) -> list[Any]:
+    """The transaction profiler, when profiles are asked for and transactions go to Sentry."""
+    from ._profiles import install_profiler
+
+    return install_profiler(runtime)
 
 
 def metrics_unread() -> bool:
