@@ -79,12 +79,17 @@ def test_profile_item_has_sentry_sdks_shape_field_by_field(runs: dict[str, dict[
     _, ours = _profile_of(runs["otel_sentry"], "/work")
     # thread_metadata is keyed by thread ids, which differ from process to process
     theirs, ours = json.loads(json.dumps(theirs)), json.loads(json.dumps(ours))
-    their_threads, our_threads = theirs["profile"].pop("thread_metadata"), ours["profile"].pop("thread_metadata")
+    their_threads, our_threads = (
+        theirs["profile"].pop("thread_metadata"),
+        ours["profile"].pop("thread_metadata"),
+    )
     assert _shape(ours) == _shape(theirs)
     assert {_shape(v) == {"name": "str"} for v in [*their_threads.values(), *our_threads.values()]} == {True}
     for key in ("platform", "version", "release", "environment", "device", "os", "runtime"):
         assert ours[key] == theirs[key], key
-    assert ours["transactions"][0]["relative_start_ns"] == theirs["transactions"][0]["relative_start_ns"] == "0"
+    assert (
+        ours["transactions"][0]["relative_start_ns"] == theirs["transactions"][0]["relative_start_ns"] == "0"
+    )
     # the same frames are found in both (the request's own code, sampled at the same rate)
     their_functions = {f["function"] for f in theirs["profile"]["frames"]}
     our_functions = {f["function"] for f in ours["profile"]["frames"]}
