@@ -511,7 +511,7 @@ CAPTURE_PATHS: Tuple[CapturePath, ...] = (
         "/api/payments/webhook",
         "BackgroundTasks, no code",
         exception="ReceiptDeliveryError",
-        shows=("user.id", "trace"),
+        shows=("trace",),
     ),
 )
 

@@ -339,7 +339,9 @@ class LoginRequest(BaseModel):
     password: str
 
 
-async def _complete(request: Request, body: ChatRequest, user: Dict[str, Any]) -> Dict[str, Any]:
+async def _complete(
+    request: Request, body: ChatRequest, user: Dict[str, Any], endpoint: str = "/v1/chat/completions"
+) -> Dict[str, Any]:
     """Shared by /v1/chat/completions and /v1/messages: provider call, then credit deduction."""
     model = MODELS.get(body.model)
     if model is None or model["type"] != "chat":
@@ -356,8 +358,7 @@ async def _complete(request: Request, body: ChatRequest, user: Dict[str, Any]) -
             e,
             provider=model["provider"],
             model=body.model,
-            request_id=request.headers.get("x-request-id"),
-            endpoint=request.url.path,
+            endpoint=endpoint,
         )
         raise HTTPException(status_code=500, detail=f"Provider request failed: {type(e).__name__}") from e
     usage = result["usage"]
@@ -388,7 +389,7 @@ async def chat_completions(request: Request, body: ChatRequest, user: User):
 
 @app.post("/v1/messages")
 async def messages(request: Request, body: ChatRequest, user: User):
-    r = await _complete(request, body, user)
+    r = await _complete(request, body, user, endpoint="/v1/messages")
     return {
         "id": f"msg_{r['id']:06d}",
         "type": "message",
