@@ -186,8 +186,10 @@ class TransactionProfiler(SpanProcessor):
 
 def profile_items(runtime: Runtime, root: ReadableSpan, event: dict[str, Any]) -> list[Item]:
     """The ``profile`` item for this transaction event, when its root was profiled."""
-    profiler: Optional[TransactionProfiler] = getattr(runtime, "profiler", None)
-    if profiler is None:
+    profiler = getattr(runtime, "profiler", None)
+    if not isinstance(profiler, TransactionProfiler):
+        if profiler is not None:
+            profiler.link(root, event)  # continuous profiling: chunks go out on their own
         return []
     profile = profiler.take(root)
     if profile is None:
@@ -216,12 +218,26 @@ def profile_items(runtime: Runtime, root: ReadableSpan, event: dict[str, Any]) -
     return [Item(payload=PayloadRef(json=payload), type="profile")]
 
 
-def install_profiler(runtime: Optional[Runtime]) -> list[TransactionProfiler]:
+def install_profiler(runtime: Optional[Runtime]) -> list[SpanProcessor]:
     """A profiler for the pipeline's span processors (and the runtime's exporter), or none: no
-    profiles asked for, or no transactions to link them to."""
-    if runtime is None or runtime.settings.profiles_sample_rate <= 0 or not runtime.settings.transactions:
+    profiles asked for, or no transactions to link them to. Continuous profiling, when its own
+    setting asks for it, replaces transaction profiles (as in sentry-sdk: one profiler at a time)."""
+    if runtime is None or not runtime.settings.transactions:
         return []
     settings = runtime.settings
+    if settings.profile_session_sample_rate > 0:
+        from ._profile_chunks import ContinuousProfiler
+
+        if settings.profiles_sample_rate > 0:
+            logger.warning(
+                "otel_sentry: OTEL_SENTRY_PROFILE_SESSION_SAMPLE_RATE is set: continuous profiling "
+                "replaces the transaction profiles of SENTRY_PROFILES_SAMPLE_RATE"
+            )
+        continuous = ContinuousProfiler(runtime, settings.profile_session_sample_rate)
+        runtime.profiler = continuous
+        return [continuous]
+    if settings.profiles_sample_rate <= 0:
+        return []
     profiler = TransactionProfiler(
         settings.profiles_sample_rate,
         in_app_include=settings.in_app_include,

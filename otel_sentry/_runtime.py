@@ -29,6 +29,7 @@ from ._transport import ERROR, TRANSACTION, HttpDestination, InboxDestination, T
 
 if TYPE_CHECKING:
     from ._capture import RequestCapture
+    from ._profile_chunks import ContinuousProfiler
     from ._profiles import TransactionProfiler
     from ._promotion import PromotionProcessor
 
@@ -115,7 +116,7 @@ class Runtime:
         #: Tail promotion (set by the pipeline when on): error events promote their trace.
         self.promoter: Optional[PromotionProcessor] = None
         #: The transaction profiler (_profiles.py), when profiles are on.
-        self.profiler: Optional[TransactionProfiler] = None
+        self.profiler: Optional[TransactionProfiler | ContinuousProfiler] = None
         #: Release health (_sessions.py): request sessions, when a release is set.
         self.sessions = _sessions.for_runtime(self)
         self._reported: set[str] = set()

@@ -342,6 +342,16 @@ SETTINGS: tuple[Setting, ...] = (
         "the seeds use 0.05. 0: no profiler thread at all (docs/performance.md has the cost).",
     ),
     Setting(
+        "profile_session_sample_rate",
+        ("OTEL_SENTRY_PROFILE_SESSION_SAMPLE_RATE",),
+        _sample_rate,
+        0.0,
+        "a number from 0 to 1",
+        "Continuous profiling, as sentry-sdk's profile_session_sample_rate with "
+        "profile_lifecycle='trace': the share of processes that profile while a sampled transaction "
+        "runs, sent as profile_chunk items every 60 s. When set, it replaces the transaction profiles.",
+    ),
+    Setting(
         "auto_session_tracking",
         ("OTEL_SENTRY_AUTO_SESSION_TRACKING",),
         _parse_bool,
@@ -586,6 +596,7 @@ class Settings:
     in_app_exclude: tuple[str, ...] = ()
     transactions: bool = True
     profiles_sample_rate: float = 0.0
+    profile_session_sample_rate: float = 0.0
     auto_session_tracking: bool = True
     adopt_sentry_sdk: bool = True
     capture_background: bool = True

@@ -63,7 +63,8 @@ ERROR = "error"
 TRANSACTION = "transaction"
 LOG = "log_item"  # Sentry's rate-limit/client-report category for logs (see _log_exporter)
 SESSION = "session"  # release health aggregates (see _sessions)
-CATEGORIES = (ERROR, TRANSACTION, LOG, SESSION)  # selection order: errors first
+PROFILE_CHUNK = "profile_chunk"  # continuous profiling (see _profile_chunks)
+CATEGORIES = (ERROR, TRANSACTION, LOG, SESSION, PROFILE_CHUNK)  # selection order: errors first
 _REPORT = "client_report"
 
 

@@ -24,11 +24,11 @@ from tests.support.spotlight import Spotlight
 ORACLE = Path(__file__).resolve().parent / "apps" / "parity_oracle.py"
 
 
-def _run(mode: str, spotlight_url: str | None = None) -> dict[str, list[Any]]:
+def _run(mode: str, spotlight_url: str | None = None, *extra: str) -> dict[str, list[Any]]:
     env = clean_env({"SENTRY_SPOTLIGHT": spotlight_url} if spotlight_url else None)
     with SentryIngest() as ingest:
         result = subprocess.run(
-            [sys.executable, str(ORACLE), mode, ingest.dsn()],
+            [sys.executable, str(ORACLE), mode, ingest.dsn(), *extra],
             env=env,
             capture_output=True,
             text=True,
@@ -36,7 +36,7 @@ def _run(mode: str, spotlight_url: str | None = None) -> dict[str, list[Any]]:
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert ingest.wait_for(lambda i: len(i.items("sessions")) >= 1, 5), ingest.envelopes()
-        kinds = ("transaction", "profile", "sessions", "event")
+        kinds = ("transaction", "profile", "sessions", "event", "profile_chunk")
         return {kind: ingest.items(kind) for kind in kinds}
 
 
@@ -160,3 +160,31 @@ def test_spotlight_accepts_profiles_and_sessions(
         p["event_id"] for p in runs["otel_sentry"]["profile"]
     }
     assert sidecar.items("sessions")[0]["attrs"]["release"] == "parity@1.0"
+
+
+def test_continuous_profile_chunks_have_sentry_sdks_shape_and_link_transactions() -> None:
+    theirs, ours = _run("sentry_sdk", None, "continuous"), _run("otel_sentry", None, "continuous")
+    assert ours["profile"] == [] and theirs["profile"] == []  # chunks instead of transaction profiles
+    assert ours["profile_chunk"] and theirs["profile_chunk"]
+    their_chunk, our_chunk = json.loads(json.dumps(theirs["profile_chunk"][0])), ours["profile_chunk"][0]
+    our_chunk = json.loads(json.dumps(our_chunk))
+    their_chunk["profile"].pop("thread_metadata"), our_chunk["profile"].pop("thread_metadata")
+    # the SDK names differ by design (client_sdk.name): compare shapes, and the rest by value
+    assert _shape(our_chunk) == _shape(their_chunk)
+    for key in ("platform", "version", "release", "environment"):
+        assert our_chunk[key] == their_chunk[key], key
+    profiler_ids = {c["profiler_id"] for c in ours["profile_chunk"]}
+    (work,) = [t for t in ours["transaction"] if t["transaction"] == "/work"]
+    assert work["contexts"]["profile"]["profiler_id"] in profiler_ids
+    (their_work,) = [t for t in theirs["transaction"] if t["transaction"] == "/work"]
+    assert set(work["contexts"]["profile"]) == set(their_work["contexts"]["profile"])
+    thread = work["contexts"]["trace"]["data"]["thread.id"]
+    start, end = work["start_timestamp"], work["timestamp"]
+    during = [
+        s
+        for c in ours["profile_chunk"]
+        for s in c["profile"]["samples"]
+        if s["thread_id"] == thread and start <= s["timestamp"] <= end
+    ]
+    assert len(during) >= 2  # the transaction's own samples, on its thread, in its time range
+    relay.assert_valid(work)

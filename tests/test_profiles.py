@@ -136,3 +136,25 @@ def test_after_fork_the_sampler_starts_only_in_a_child_that_profiles(runtime: Ru
     span.end()
     assert profiler.sampler_running  # the parent's thread was never touched
     provider.shutdown()
+
+
+def test_continuous_profiling_sends_chunks_and_its_thread_stops(sentry_ingest: SentryIngest) -> None:
+    from otel_sentry._profile_chunks import ContinuousProfiler
+    from otel_sentry._profiles import install_profiler
+
+    with sentry_runtime(sentry_ingest, profile_session_sample_rate=1.0, profiles_sample_rate=0.5) as runtime:
+        (profiler,) = install_profiler(runtime)  # continuous replaces transaction profiles
+        assert isinstance(profiler, ContinuousProfiler) and runtime.profiler is profiler and profiler.sampled
+        provider = TracerProvider()
+        provider.add_span_processor(profiler)
+        provider.add_span_processor(SimpleSpanProcessor(SentrySpanExporter(runtime)))
+        with provider.get_tracer("test").start_as_current_span("GET /work"):
+            _busy(0.1)
+        provider.shutdown()  # stops the sampler: its last chunk is sent
+        assert not any(t.name.startswith("sentry.profiler.") and t.is_alive() for t in threading.enumerate())
+        assert runtime.flush(5)
+    assert sentry_ingest.wait_for(lambda i: bool(i.items("profile_chunk")), 5)
+    (transaction,) = sentry_ingest.transactions()
+    profiler_ids = {c["profiler_id"] for c in sentry_ingest.items("profile_chunk")}
+    assert transaction["contexts"]["profile"]["profiler_id"] in profiler_ids
+    assert transaction["contexts"]["trace"]["data"]["thread.id"] == str(threading.get_ident())

@@ -1,12 +1,13 @@
 """The same FastAPI app and requests under sentry-sdk or under otel_sentry, in a fresh process each.
 
-    python parity_oracle.py sentry_sdk|otel_sentry <dsn>
+    python parity_oracle.py sentry_sdk|otel_sentry <dsn> [continuous]
 
 Both send to the loopback ingest at <dsn> with release ``parity@1.0`` and environment ``parity``:
 sentry-sdk with ``profiles_sample_rate=1.0`` and request sessions; otel_sentry with
 ``SENTRY_PROFILES_SAMPLE_RATE=1`` (configure() + the FastAPI instrumentation). Requests: ``/work``
 (about 150 ms of Python work: a profile), ``/boom`` (an unhandled ZeroDivisionError) and
 ``/ok`` x3. The process then flushes and exits; the test compares what the ingest received.
+With ``continuous``: continuous profiling in the ``trace`` lifecycle (profile chunks) instead.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import time
 
 MODE, DSN = sys.argv[1], sys.argv[2]
+CONTINUOUS = sys.argv[3:] == ["continuous"]
 RELEASE, ENVIRONMENT = "parity@1.0", "parity"
 
 
@@ -55,11 +57,17 @@ if MODE == "sentry_sdk":
         release=RELEASE,
         environment=ENVIRONMENT,
         traces_sample_rate=1.0,
-        profiles_sample_rate=1.0,
+        **(
+            {"profile_session_sample_rate": 1.0, "profile_lifecycle": "trace"}
+            if CONTINUOUS
+            else {"profiles_sample_rate": 1.0}
+        ),
     )
     app = build_app()
 else:
-    os.environ["SENTRY_PROFILES_SAMPLE_RATE"] = "1"
+    os.environ["OTEL_SENTRY_PROFILE_SESSION_SAMPLE_RATE" if CONTINUOUS else "SENTRY_PROFILES_SAMPLE_RATE"] = (
+        "1"
+    )
     os.environ["OTEL_TRACES_SAMPLER"] = "always_on"
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
@@ -77,6 +85,7 @@ with TestClient(app, raise_server_exceptions=False) as client:
     for _ in range(3):
         assert client.get("/ok").status_code == 200
 
+time.sleep(0.3)  # the continuous profiler stops on its own once no transaction runs: its last chunk
 if MODE == "sentry_sdk":
     sentry_sdk.flush(5)
     client_ = sentry_sdk.get_client()
