@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _asgi import call  # noqa: E402
+from _asgi import call
 
 MODE, RATE, DSN = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 REQUESTS, CONCURRENCY = int(sys.argv[4]), int(sys.argv[5])

@@ -55,7 +55,9 @@ def run_variant(sdk: str, rate: float, requests: int, concurrency: int) -> dict[
     return result
 
 
-def measure(rounds: int, requests: int, concurrency: int, seed: int) -> dict[tuple[str, float], list[dict[str, Any]]]:
+def measure(
+    rounds: int, requests: int, concurrency: int, seed: int
+) -> dict[tuple[str, float], list[dict[str, Any]]]:
     rng = random.Random(seed)
     results: dict[tuple[str, float], list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     for round_ in range(rounds):
@@ -102,7 +104,8 @@ def table(results: dict[tuple[str, float], list[dict[str, Any]]], requests: int,
         lines.append(
             f"- otel_sentry at {rate:g}: {started} of {produced} sampled transactions profiled "
             f"({started / max(produced, 1):.4f} against {rate:g} configured); "
-            f"{counted.get('profile.dropped.insufficient_data', 0)} of them too short for two samples, not sent."
+            f"{counted.get('profile.dropped.insufficient_data', 0)} of them too short for two samples "
+            "(not sent)."
         )
     for rate in (0.05, 1.0):
         ours = cpu_ms(("otel_sentry", rate)) - cpu_ms(("otel_sentry", 0.0))
@@ -136,16 +139,21 @@ _INTRO = (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     results = measure(args.rounds, args.requests, args.concurrency, args.seed)
     text = table(results, args.requests, args.rounds)
     print(text)
+    if args.json:
+        args.json.write_text(json.dumps({f"{sdk}/{rate:g}": runs for (sdk, rate), runs in results.items()}))
     if args.write_docs:
         write_docs(text)
 

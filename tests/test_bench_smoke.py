@@ -42,3 +42,27 @@ def test_the_overhead_bench_runs_every_configuration_and_every_peer_delivers(tmp
     for pipeline in ("otlp", "ours_otlp", "ours_sentry"):
         assert figures["exporters"][pipeline]["spans_per_s"] > 0
     assert set(figures["decorator_ns"]) >= {"sync function", "method", "async function (awaited)"}
+
+
+def test_the_profiling_bench_runs_both_profilers_and_every_profile_is_linked(tmp_path: Path) -> None:
+    raw = tmp_path / "profiling.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "profiling_cost.py"),
+            *("--rounds", "1", "--requests", "30"),
+            "--json",
+            str(raw),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(raw.read_text())
+    for sdk in ("otel_sentry", "sentry_sdk"):
+        (off,) = figures[f"{sdk}/0"]
+        (full,) = figures[f"{sdk}/1"]
+        assert off["transactions"] > 0 and off["profiles"] == 0
+        assert full["profiles"] > 0 and full["linked"] == full["profiles"]
+    assert "| otel_sentry | 0.05 |" in result.stdout and "| sentry_sdk | 1 |" in result.stdout
