@@ -36,11 +36,13 @@ def test_demo_runs_the_gateway_and_reports_what_each_backend_got(tmp_path: Path)
     assert len(inbox.events()) == events and len(inbox.issues()) == issues
     assert len(inbox.transactions()) == transactions
     types = {issue.type for issue in inbox.issues()}
-    # The demo's failure modes: provider timeouts (captured with capture_provider_error before the
-    # seeds' HTTPException(500) from e), a handler-made 503, a database error, an unhandled
-    # ValueError, a failing background task; its 4xx become issues only where the code captures them.
-    assert {"ReadTimeout", "ProviderError", "OperationalError", "ValueError", "ReceiptDeliveryError"} <= types
-    assert not types & {"RequestValidationError", "HTTPException"}, out
+    # The demo's failure modes: timeouts behind HTTPException(500) from e (on /v1/messages captured
+    # with capture_provider_error: the ReadTimeout is the event), a handler-made 503, an unhandled
+    # database error, an unhandled ValueError, a failing background task; its 4xx become issues
+    # only where the code captures them.
+    expected = {"HTTPException", "ReadTimeout", "ProviderError", "OperationalError", "ValueError"}
+    assert expected | {"ReceiptDeliveryError", "AccountLocked", "IntegrityError"} <= types, out
+    assert "RequestValidationError" not in types
     by_operation = {}
     for event in inbox.events():
         outer = event["exception"]["values"][-1]
@@ -56,7 +58,6 @@ def test_demo_runs_the_gateway_and_reports_what_each_backend_got(tmp_path: Path)
     # what only the code knows, from the explicit captures (docs/capture-api.md)
     assert by_operation["image_credit_deduction"]["contexts"]["payment"]["amount"] == 160.0
     assert by_operation["login"]["contexts"]["authentication"]["failed_attempts"] == 3
-    assert by_operation["record_invoice"]["tags"]["error_category"] == "payment_error"
     paths = out.split('coming soon" capture paths')[1]
     for name in ("messages", "payment webhook", "images", "auth", "background task"):
         assert re.search(rf"^  {name} .* 1 event", paths, re.M), paths

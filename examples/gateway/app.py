@@ -19,12 +19,12 @@ Which request triggers which failure mode:
 
   POST /v1/chat/completions  {"model": "gpt-4"}               200  canned completion, credits deducted
                              {"model": "openrouter/timeout"}  500  httpx.ReadTimeout from a socket that
-                                 never answers; the seeds' pattern: logger.error +
-                                 capture_provider_error(provider, model, endpoint) + HTTPException(500) from e
+                                 never answers; the seeds' pattern: logger.error + HTTPException(500) from e
                              {"model": "openrouter/down"}     503  httpx.ConnectError (closed port) wrapped
                                  in ProviderError, answered by @app.exception_handler(ProviderError)
                              unknown model 404, no/bad key 401, malformed body 422
-  POST /v1/messages          same models, Anthropic response shape, same failure modes
+  POST /v1/messages          same models, Anthropic response shape, same failure modes; a provider
+                                 timeout is captured with capture_provider_error(provider, model, endpoint)
   POST /v1/images/generations {"size": "1024x1024"} 200; {"size": "4096x4096"} 500: unhandled
                                  ValueError raised by a helper;
                              {"model": "dall-e-3-hd", "n": 4} 402: the credits do not cover it, the
@@ -36,8 +36,7 @@ Which request triggers which failure mode:
                              "charge.failed" 402: the credit claw-back violates a sqlite CHECK
                                  constraint: capture_payment_error(operation, amount, webhook event type)
                                  then HTTPException(402) from the IntegrityError
-                             "invoice.paid" 500: sqlite3.OperationalError (no such table):
-                                 capture_payment_error(...) then HTTPException(500) from e
+                             "invoice.paid" 500: unhandled sqlite3.OperationalError (no such table)
   POST /auth/login           good password 200, bad password 401; the third failure in a row for one
                                  e-mail locks it (429): capture_auth_error(operation, failed attempts)
   GET  /api/users/me, /api/keys   200 with a key, 401 without
@@ -339,9 +338,7 @@ class LoginRequest(BaseModel):
     password: str
 
 
-async def _complete(
-    request: Request, body: ChatRequest, user: Dict[str, Any], endpoint: str = "/v1/chat/completions"
-) -> Dict[str, Any]:
+async def _complete(request: Request, body: ChatRequest, user: Dict[str, Any]) -> Dict[str, Any]:
     """Shared by /v1/chat/completions and /v1/messages: provider call, then credit deduction."""
     model = MODELS.get(body.model)
     if model is None or model["type"] != "chat":
@@ -353,13 +350,6 @@ async def _complete(
         raise  # answered by provider_error_handler (503)
     except Exception as e:
         logger.error(f"Chat completion failed for {body.model}: {e!r}", exc_info=True)
-        # what the route knows and the exception does not: which provider, model and endpoint
-        capture_provider_error(
-            e,
-            provider=model["provider"],
-            model=body.model,
-            endpoint=endpoint,
-        )
         raise HTTPException(status_code=500, detail=f"Provider request failed: {type(e).__name__}") from e
     usage = result["usage"]
     tokens = usage["prompt_tokens"] + usage["completion_tokens"]
@@ -389,7 +379,17 @@ async def chat_completions(request: Request, body: ChatRequest, user: User):
 
 @app.post("/v1/messages")
 async def messages(request: Request, body: ChatRequest, user: User):
-    r = await _complete(request, body, user, endpoint="/v1/messages")
+    try:
+        r = await _complete(request, body, user)
+    except HTTPException as e:
+        if e.status_code >= 500 and e.__cause__ is not None:
+            # chat completions leave this to automatic capture (the HTTPException(500) from e);
+            # here the provider's own exception is the event, with what the route knows about it
+            model = MODELS[body.model]
+            capture_provider_error(
+                e.__cause__, provider=model["provider"], model=body.model, endpoint="/v1/messages"
+            )
+        raise
     return {
         "id": f"msg_{r['id']:06d}",
         "type": "message",
@@ -483,17 +483,11 @@ async def stripe_webhook(request: Request, background: BackgroundTasks):
             )
             raise HTTPException(status_code=402, detail="Payment Required") from e
     elif kind == "invoice.paid":
-        # the invoices table was never migrated: sqlite3.OperationalError
-        try:
-            db_query(
-                "INSERT INTO invoices (user_id, amount, paid_at) VALUES (?, ?, ?)",
-                (user_id, amount, time.time()),
-            )
-        except sqlite3.Error as e:
-            capture_payment_error(
-                e, operation="record_invoice", user_id=str(user_id), amount=amount, details=webhook
-            )
-            raise HTTPException(status_code=500, detail="Could not record the invoice") from e
+        # the invoices table was never migrated: sqlite3.OperationalError propagates unhandled
+        # (left to automatic capture, which classifies it as a database error)
+        db_query(
+            "INSERT INTO invoices (user_id, amount, paid_at) VALUES (?, ?, ?)", (user_id, amount, time.time())
+        )
     return {"received": True, "type": kind}
 
 
