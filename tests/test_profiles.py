@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, TraceIdRatioBased
 
-from otel_sentry import _profiles
+from otel_sentry import _profiles, _shutdown
 from otel_sentry._exporter import SentrySpanExporter
 from otel_sentry._profiles import TransactionProfiler
 from otel_sentry._runtime import Runtime
@@ -142,6 +142,7 @@ def test_continuous_profiling_sends_chunks_and_its_thread_stops(sentry_ingest: S
     from otel_sentry._profile_chunks import ContinuousProfiler
     from otel_sentry._profiles import install_profiler
 
+    _shutdown._reset_budget()  # the runtime's shutdown below delivers within a fresh budget
     with sentry_runtime(sentry_ingest, profile_session_sample_rate=1.0, profiles_sample_rate=0.5) as runtime:
         (profiler,) = install_profiler(runtime)  # continuous replaces transaction profiles
         assert isinstance(profiler, ContinuousProfiler) and runtime.profiler is profiler and profiler.sampled
@@ -150,9 +151,10 @@ def test_continuous_profiling_sends_chunks_and_its_thread_stops(sentry_ingest: S
         provider.add_span_processor(SimpleSpanProcessor(SentrySpanExporter(runtime)))
         with provider.get_tracer("test").start_as_current_span("GET /work"):
             _busy(0.1)
-        provider.shutdown()  # stops the sampler: its last chunk is sent
+        profiler.shutdown()  # stops the sampler: its last chunk is sent
         assert not any(t.name.startswith("sentry.profiler.") and t.is_alive() for t in threading.enumerate())
         assert runtime.flush(5)
+        provider.shutdown()
     assert sentry_ingest.wait_for(lambda i: bool(i.items("profile_chunk")), 5)
     (transaction,) = sentry_ingest.transactions()
     profiler_ids = {c["profiler_id"] for c in sentry_ingest.items("profile_chunk")}

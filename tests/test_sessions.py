@@ -13,7 +13,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from sentry_relay.processing import parse_release
 
-from otel_sentry import capture_error
+from otel_sentry import _shutdown, capture_error
 from otel_sentry._sessions import SessionAggregator
 from otel_sentry._starlette import StarletteCaptureInstrumentor
 from otel_sentry.testing import SentryIngest
@@ -24,6 +24,9 @@ RELEASE, ENVIRONMENT = "gateway@2.1.0+abc123", "staging"
 
 @pytest.fixture
 def capture_hooks() -> Iterator[None]:
+    # TestClient runs the lifespan, whose shutdown drains delivery within the process's shutdown
+    # budget: start it afresh (an earlier test of the session may have used it up).
+    _shutdown._reset_budget()
     instrumentor = StarletteCaptureInstrumentor()
     already = instrumentor.is_instrumented_by_opentelemetry
     if not already:
