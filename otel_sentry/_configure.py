@@ -238,6 +238,7 @@ def configure_pipeline(
                     FailedSpanRecorder(),
                     RequestSecretsProcessor(),  # background spans keep their request's secrets known
                     *([promotion] if promotion else []),
+                    *_profiler(runtime),
                 ]
             ],
             export_span_processor=export_processor,  # type: ignore[arg-type]
@@ -254,6 +255,13 @@ def configure_pipeline(
 
         guard_provider_sampler(trace.get_tracer_provider())
         return runtime
+
+
+def _profiler(runtime: Optional[Runtime]) -> list[Any]:
+    """The transaction profiler, when profiles are asked for and transactions go to Sentry."""
+    from ._profiles import install_profiler
+
+    return install_profiler(runtime)
 
 
 def metrics_unread() -> bool:

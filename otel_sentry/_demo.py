@@ -87,9 +87,20 @@ def _chat(model: str, path: str = "/v1/chat/completions", expect: int = 200, **k
     return Call("POST", path, expect, json=body, **kw)
 
 
-def _webhook(kind: str, expect: int = 200, amount: int = 500, **kw: Any) -> Call:
-    event = {"type": kind, "data": {"object": {"amount": amount, "metadata": {"user_id": "42"}}}}
+def _webhook(
+    kind: str, expect: int = 200, amount: int = 500, receipt_email: Optional[str] = None, **kw: Any
+) -> Call:
+    obj: Dict[str, Any] = {"amount": amount, "metadata": {"user_id": "42"}}
+    if receipt_email:
+        obj["receipt_email"] = receipt_email
+    event = {"id": f"evt_demo_{kind.replace('.', '_')}", "type": kind, "data": {"object": obj}}
     return Call("POST", "/api/payments/webhook", expect, key=None, webhook=event, **kw)
+
+
+def _login(email: str, password: str, expect: int, note: str = "") -> Call:
+    return Call(
+        "POST", "/auth/login", expect, key=None, json={"email": email, "password": password}, note=note
+    )
 
 
 # Successes, cycled to fill the run; inference routes come up most often, as in production.
@@ -107,9 +118,7 @@ SUCCESSES: Tuple[Call, ...] = (
     _webhook("charge.succeeded"),
     Call("GET", "/api/providers", 200, key=None),
     _chat("gpt-4"),
-    Call(
-        "POST", "/auth/login", 200, key=None, json={"email": "dev@example.com", "password": "demo-password"}
-    ),
+    _login("dev@example.com", "demo-password", 200),
     Call("GET", "/api/admin/stats", 200, key=ADMIN_KEY),
     _chat("gpt-4", "/v1/messages"),
     Call("POST", "/v1/chat/validate", 200, key=None, json=_chat("gpt-4").json),
@@ -117,20 +126,16 @@ SUCCESSES: Tuple[Call, ...] = (
 )
 
 _TIMEOUT_NOTE = "httpx.ReadTimeout -> logger.error + HTTPException(500) from e"
+_MESSAGES_TIMEOUT_NOTE = "httpx.ReadTimeout -> capture_provider_error + HTTPException(500) from e"
+_LOGIN_NOTE = "bad password: HTTPException(401)"
 # Every failure mode of the gateway, once each (the provider timeout three times, on two routes and
 # for two users: one issue, three events). Server errors and client errors alternate.
 FAILURES: Tuple[Call, ...] = (
     _chat("openrouter/timeout", expect=500, note=_TIMEOUT_NOTE),
     _webhook("charge.succeeded", 400, bad_signature=True, note="bad signature: HTTPException(400)"),
     _chat("openrouter/down", expect=503, note="httpx.ConnectError -> ProviderError -> exception handler 503"),
-    Call(
-        "POST",
-        "/auth/login",
-        401,
-        key=None,
-        json={"email": "dev@example.com", "password": "guess"},
-        note="bad password: HTTPException(401)",
-    ),
+    _login("dev@example.com", "guess", 401, _LOGIN_NOTE),
+    _login("admin@example.com", "hunter2", 401, _LOGIN_NOTE),
     Call(
         "POST",
         "/v1/images/generations",
@@ -142,11 +147,26 @@ FAILURES: Tuple[Call, ...] = (
         "charge.failed",
         402,
         amount=10_000_000,
-        note="sqlite3.IntegrityError (CHECK) -> HTTPException(402) from e",
+        note="sqlite3.IntegrityError (CHECK) -> capture_payment_error + HTTPException(402) from e",
     ),
+    _login("admin@example.com", "letmein", 401, _LOGIN_NOTE),
     _webhook("invoice.paid", 500, note="unhandled sqlite3.OperationalError: no such table"),
+    Call(
+        "POST",
+        "/v1/images/generations",
+        402,
+        json={"prompt": "a poster", "model": "dall-e-3-hd", "n": 4},
+        note="credits do not cover it -> capture_payment_error + HTTPException(402)",
+    ),
+    _webhook(
+        "charge.succeeded",
+        200,
+        receipt_email="bounce@example.com",
+        note="200, then the receipt BackgroundTask raises ReceiptDeliveryError",
+    ),
+    _login("admin@example.com", "password1", 429, "third failure in a row: capture_auth_error + 429"),
     Call("GET", "/api/users/me", 401, key=None, note="no API key: HTTPException(401)"),
-    _chat("openrouter/timeout", "/v1/messages", expect=500, note=_TIMEOUT_NOTE),
+    _chat("openrouter/timeout", "/v1/messages", expect=500, note=_MESSAGES_TIMEOUT_NOTE),
     Call("GET", "/v1/models/gpt-5-turbo-max", 404, key=None, note="unknown model: HTTPException(404)"),
     _chat("openrouter/timeout", expect=500, key=ADMIN_KEY, note=_TIMEOUT_NOTE + " (another user)"),
     Call(
@@ -419,12 +439,108 @@ def _print_requests(out: TextIO, results: _Results, script: List[Call]) -> None:
     sent = script[:total]
     failures = [c for c in FAILURES if c in sent]
     if failures:
-        out.write("  Failure modes sent (5xx should become Sentry issues, 4xx should not):\n")
+        out.write(
+            "  Failure modes sent (5xx become Sentry issues; a 4xx does not, unless the code captures it):\n"
+        )
         width = max(len(c.label) for c in failures)
         for call in sorted(failures, key=lambda c: (c.expect < 500, c.path)):
             out.write(f"    {call.expect}  {call.label:<{width}}  {call.note}\n")
     for call, status in results.unexpected:
         out.write(f"  ! {call.label}: expected {call.expect}, got {status}\n")
+
+
+@dataclass(frozen=True)
+class CapturePath:
+    """One of the seeds' "coming soon" capture paths, as the example gateway does it."""
+
+    name: str
+    route: str
+    how: str
+    category: Optional[str] = None  # error_category of its event
+    operation: Optional[str] = None
+    exception: Optional[str] = None  # or: the exception type of its event
+    shows: Tuple[str, ...] = ()  # context keys printed from the event
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        tags = event.get("tags") or {}
+        if event.get("transaction") != self.route:
+            return False
+        if self.exception is not None:
+            values = (event.get("exception") or {}).get("values") or [{}]
+            return bool(values[-1].get("type") == self.exception)
+        return tags.get("error_category") == self.category and (
+            self.operation is None or tags.get("operation") == self.operation
+        )
+
+
+CAPTURE_PATHS: Tuple[CapturePath, ...] = (
+    CapturePath(
+        "messages",
+        "/v1/messages",
+        "capture_provider_error",
+        "provider_error",
+        shows=("provider", "model", "endpoint"),
+    ),
+    CapturePath(
+        "payment webhook",
+        "/api/payments/webhook",
+        "capture_payment_error",
+        "payment_error",
+        "credit_clawback",
+        shows=("operation", "amount", "webhook_event_type"),
+    ),
+    CapturePath(
+        "images",
+        "/v1/images/generations",
+        "capture_payment_error",
+        "payment_error",
+        "image_credit_deduction",
+        shows=("operation", "amount", "images"),
+    ),
+    CapturePath(
+        "auth",
+        "/auth/login",
+        "capture_auth_error",
+        "auth_error",
+        "login",
+        shows=("operation", "failed_attempts"),
+    ),
+    CapturePath(
+        "background task",
+        "/api/payments/webhook",
+        "BackgroundTasks, no code",
+        exception="ReceiptDeliveryError",
+        shows=("trace",),
+    ),
+)
+
+
+def _context_value(event: Mapping[str, Any], key: str) -> Any:
+    if key == "user.id":
+        return (event.get("user") or {}).get("id")
+    if key == "trace":
+        return ((event.get("contexts") or {}).get("trace") or {}).get("trace_id", "")[:8] or None
+    for context in (event.get("contexts") or {}).values():
+        if isinstance(context, Mapping) and context.get(key) is not None:
+            return context[key]
+    return (event.get("tags") or {}).get(key)
+
+
+def _print_capture_paths(out: TextIO, events: List[Dict[str, Any]]) -> int:
+    """The seeds' "coming soon" paths, each with the event it produced; returns how many had one."""
+    out.write('\nThe seeds\' "coming soon" capture paths (examples/gateway, docs/capture-api.md):\n')
+    done = 0
+    width = max(len(p.name) for p in CAPTURE_PATHS)
+    for path in CAPTURE_PATHS:
+        found = [e for e in events if path.matches(e)]
+        done += bool(found)
+        facts = ""
+        if found:
+            shown = ((key, _context_value(found[0], key)) for key in path.shows)
+            facts = "  " + " ".join(f"{k}={v}" for k, v in shown if v is not None)
+        mark = f"{len(found)} event{'s' if len(found) != 1 else ''}" if found else "no event"
+        out.write(f"  {path.name:<{width}}  {path.route:<23} {path.how:<24} {mark}{facts}\n")
+    return done
 
 
 def _exception_span(span: Mapping[str, Any]) -> bool:
@@ -461,6 +577,7 @@ def _print_backends(out: TextIO, inbox_dir: pathlib.Path, receiver: OtlpReceiver
             f"  Same trace in both: {issue.last_trace_id}: Sentry issue {issue.title!r}, {n} OTLP spans\n"
         )
     out.write("  (OTLP gets the sampled traces; every error reaches Sentry whatever the sampling decision)\n")
+    _print_capture_paths(out, events)
     return len(events), len(spans)
 
 

@@ -122,6 +122,7 @@ class SentrySpanExporter(SpanExporter):
 
     def _send(self, runtime: Runtime, root: ReadableSpan, children: list[ReadableSpan]) -> None:
         from ._dsc import Identity, transaction_sampling
+        from ._profiles import profile_items
         from ._transactions import transaction_event
 
         identity = Identity(runtime.public_key, runtime.defaults.release, runtime.defaults.environment)
@@ -130,7 +131,7 @@ class SentrySpanExporter(SpanExporter):
         if promoted:
             # exported because it errored, not because it was sampled: say so, and count it once
             event.setdefault("tags", {})["sampling.promoted"] = "true"
-        runtime.submit(event, TRANSACTION, dsc=dsc)
+        runtime.submit(event, TRANSACTION, dsc=dsc, items=profile_items(runtime, root, event))
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         runtime = self.runtime

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
 
-from . import _dsc, _redact, _request_secrets
+from . import _dsc, _event_extras, _redact, _request_secrets, _sessions
 from ._capture import exception_chain
 from ._classify import ErrorFacts, FailedSpan, classify
 from ._enrich import STANDARD_HEADER_VARIABLES
@@ -29,6 +29,8 @@ from ._transport import ERROR, TRANSACTION, HttpDestination, InboxDestination, T
 
 if TYPE_CHECKING:
     from ._capture import RequestCapture
+    from ._profile_chunks import ContinuousProfiler
+    from ._profiles import TransactionProfiler
     from ._promotion import PromotionProcessor
 
 logger = logging.getLogger("otel_sentry")
@@ -113,6 +115,10 @@ class Runtime:
         self.default_header_capture = not any(os.environ.get(v) for v in STANDARD_HEADER_VARIABLES)
         #: Tail promotion (set by the pipeline when on): error events promote their trace.
         self.promoter: Optional[PromotionProcessor] = None
+        #: The transaction profiler (_profiles.py), when profiles are on.
+        self.profiler: Optional[TransactionProfiler | ContinuousProfiler] = None
+        #: Release health (_sessions.py): request sessions, when a release is set.
+        self.sessions = _sessions.for_runtime(self)
         self._reported: set[str] = set()
         self._closed = False
         self._logged_drops: Counter[tuple[str, str]] = Counter()
@@ -165,8 +171,17 @@ class Runtime:
         results = [self.emit(error, facts, request.failed_spans) for error in request.errors]
         return results[0] if results else None
 
-    def submit(self, event: dict[str, Any], category: str, *, dsc: Optional[dict[str, str]] = None) -> None:
+    def submit(
+        self,
+        event: dict[str, Any],
+        category: str,
+        *,
+        dsc: Optional[dict[str, str]] = None,
+        items: Sequence[Any] = (),
+    ) -> None:
         """Serialize one event into an envelope and queue it on every destination.
+
+        items: more envelope items that go with the event (a transaction's profile).
 
         dsc: the trace's dynamic sampling context for the envelope header (transactions pass it).
         Without one, an error event of the current trace gets that trace's (what its outgoing
@@ -191,6 +206,7 @@ class Runtime:
             if found:
                 event.setdefault("contexts", {})["scrubbing"] = {"fields": sorted(found)[:100]}
             event = _request_secrets.redact_event(event)  # what the request itself said is secret
+            _event_extras.apply(event, error=True)  # after scrubbing: package names are not secrets
             # Strict JSON, valid UTF-8, within 1 MiB per event. An event already in plain JSON types
             # (nearly all: what goes in is sanitized) skips sentry-sdk's serializer, a fifth of an
             # error event's cost; Relay trims its databags as it does every SDK's.
@@ -198,6 +214,7 @@ class Runtime:
             if payload is None or len(payload) > MAX_EVENT_BYTES:
                 event, payload = fit_event(_json_safe(event))
         else:
+            _event_extras.apply(event, error=False)
             payload = _plain_json(event)
             if payload is None:
                 event = _json_safe(event)
@@ -232,6 +249,8 @@ class Runtime:
         # the JSON encoded above, sent as it is (sentry-sdk would encode the event again)
         item_type = "transaction" if category == TRANSACTION else "event"
         envelope.add_item(Item(payload=PayloadRef(bytes=payload, json=event), type=item_type))
+        for item in items:
+            envelope.add_item(item)
         body = envelope.serialize()
         self.counters[f"{category}.produced"] += 1
         spans = len(event.get("spans") or ()) + 1 if category == TRANSACTION else 0
@@ -274,6 +293,8 @@ class Runtime:
         return total
 
     def flush(self, timeout: float) -> bool:
+        if self.sessions is not None:
+            self.sessions.flush()
         deadline = time.monotonic() + timeout
         return all(t.flush(max(0.0, deadline - time.monotonic())) for t in self.transports)
 
@@ -287,10 +308,16 @@ class Runtime:
         if self._closed:
             return
         self._closed = True
+        if self.profiler is not None:
+            self.profiler.shutdown()
+        if self.sessions is not None:
+            self.sessions.close()
         self._stop_transports("shutdown", timeout)
 
     def drain(self, timeout: Optional[float] = None) -> bool:
         """As shutdown, but the transports stay open; True when everything was delivered."""
+        if self.sessions is not None:
+            self.sessions.flush()
         return self._stop_transports("drain", timeout)
 
     def _stop_transports(self, method: str, timeout: Optional[float]) -> bool:

@@ -116,6 +116,13 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _sample_rate(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(raw)
+    return value
+
+
 def _positive_int(raw: str) -> int:
     value = int(raw)
     if value <= 0:
@@ -340,6 +347,36 @@ SETTINGS: tuple[Setting, ...] = (
         True,
         BOOL,
         "Send sampled traces to Sentry as transactions (errors are sent either way).",
+    ),
+    Setting(
+        "profiles_sample_rate",
+        ("SENTRY_PROFILES_SAMPLE_RATE", "OTEL_SENTRY_PROFILES_SAMPLE_RATE"),
+        _sample_rate,
+        0.0,
+        "a number from 0 to 1",
+        "Share of sampled transactions that are profiled (a stack sample of every thread at 101 Hz, "
+        "sent as a Sentry profile linked to its transaction), as sentry-sdk's profiles_sample_rate; "
+        "the seeds use 0.05. 0: no profiler thread at all (docs/performance.md has the cost).",
+    ),
+    Setting(
+        "profile_session_sample_rate",
+        ("OTEL_SENTRY_PROFILE_SESSION_SAMPLE_RATE",),
+        _sample_rate,
+        0.0,
+        "a number from 0 to 1",
+        "Continuous profiling, as sentry-sdk's profile_session_sample_rate with "
+        "profile_lifecycle='trace': the share of processes that profile while a sampled transaction "
+        "runs, sent as profile_chunk items every 60 s. When set, it replaces the transaction profiles.",
+    ),
+    Setting(
+        "auto_session_tracking",
+        ("OTEL_SENTRY_AUTO_SESSION_TRACKING",),
+        _parse_bool,
+        True,
+        BOOL,
+        "Release health, as sentry-sdk's auto_session_tracking: with a release set, every HTTP request "
+        "is a session, sent as per-minute aggregates (exited, errored, crashed) per release and "
+        "environment.",
     ),
     Setting(
         "adopt_sentry_sdk",
@@ -576,6 +613,9 @@ class Settings:
     in_app_include: tuple[str, ...] = ()
     in_app_exclude: tuple[str, ...] = ()
     transactions: bool = True
+    profiles_sample_rate: float = 0.0
+    profile_session_sample_rate: float = 0.0
+    auto_session_tracking: bool = True
     adopt_sentry_sdk: bool = True
     capture_background: bool = True
     log_event_level: Optional[int] = logging.ERROR

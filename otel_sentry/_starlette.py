@@ -21,7 +21,7 @@ from typing import Any, Callable
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from . import _capture, _request_body, _request_secrets, _shutdown
+from . import _capture, _request_body, _request_secrets, _sessions, _shutdown
 from ._enrich import DURATION_MS, ERROR_CATEGORY, IS_TIMEOUT, SLOW_REQUEST, header_attributes, span_attributes
 from ._failsafe import internal_error
 from ._runtime import Runtime, get_runtime
@@ -84,6 +84,7 @@ class CaptureMiddleware:
         finally:
             _capture.reset_current_request(token)
             _capture.finish(request)  # tasks that outlive the response now emit their own events
+            _sessions.request_ended(runtime, request.errors)  # release health: one session per request
             if request.errors:
                 runtime.emit_request(request)
             # Break the cycle scope -> capture -> exception -> traceback -> frames -> request -> scope:

@@ -62,7 +62,9 @@ logger = logging.getLogger("otel_sentry")
 ERROR = "error"
 TRANSACTION = "transaction"
 LOG = "log_item"  # Sentry's rate-limit/client-report category for logs (see _log_exporter)
-CATEGORIES = (ERROR, TRANSACTION, LOG)  # selection order: errors first
+SESSION = "session"  # release health aggregates (see _sessions)
+PROFILE_CHUNK = "profile_chunk"  # continuous profiling (see _profile_chunks)
+CATEGORIES = (ERROR, TRANSACTION, LOG, SESSION, PROFILE_CHUNK)  # selection order: errors first
 _REPORT = "client_report"
 
 

@@ -53,3 +53,27 @@ def test_the_request_secrets_bench_runs() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "with credentials, failed (1 error event)" in result.stdout
+
+
+def test_the_profiling_bench_runs_both_profilers_and_every_profile_is_linked(tmp_path: Path) -> None:
+    raw = tmp_path / "profiling.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "profiling_cost.py"),
+            *("--rounds", "1", "--requests", "30"),
+            "--json",
+            str(raw),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(raw.read_text())
+    for sdk in ("otel_sentry", "sentry_sdk"):
+        (off,) = figures[f"{sdk}/0"]
+        (full,) = figures[f"{sdk}/1"]
+        assert off["transactions"] > 0 and off["profiles"] == 0
+        assert full["profiles"] > 0 and full["linked"] == full["profiles"]
+    assert "| otel_sentry | 0.05 |" in result.stdout and "| sentry_sdk | 1 |" in result.stdout

@@ -1,8 +1,13 @@
 """Gatewayz-style LLM gateway: the demo app for otel_sentry.
 
-An ordinary FastAPI app with no telemetry code. Run it under ``opentelemetry-instrument`` and every
-server error becomes a Sentry issue (see README.md next to this file). Nothing leaves 127.0.0.1:
-the "providers" are faked in-process, and the failing ones are local sockets.
+An ordinary FastAPI app. Run it under ``opentelemetry-instrument`` and every server error becomes a
+Sentry issue with no telemetry code (see README.md next to this file). Its only telemetry import is
+the seeds' helper module (``otel_sentry.sentry_context``, the drop-in for ``src/utils/sentry_context``),
+used where the seeds' guide said "coming soon": messages, payments, images and auth, where the code
+knows what automatic capture cannot (the provider and model, the amount and operation, the webhook
+event type, the failed-login count). Background work needs no code: its errors are captured and
+linked to the request that started it. Nothing leaves 127.0.0.1: the "providers" are faked
+in-process, and the failing ones are local sockets.
 
 Seeded data (sqlite, recreated at startup; path from ``GATEWAY_DB_PATH``, default a temp dir):
   user 42 dev@example.com   password "demo-password"  api key gw_live_demo_key_123  (key id 7)
@@ -18,15 +23,22 @@ Which request triggers which failure mode:
                              {"model": "openrouter/down"}     503  httpx.ConnectError (closed port) wrapped
                                  in ProviderError, answered by @app.exception_handler(ProviderError)
                              unknown model 404, no/bad key 401, malformed body 422
-  POST /v1/messages          same models, Anthropic response shape, same failure modes
+  POST /v1/messages          same models, Anthropic response shape, same failure modes; a provider
+                                 timeout is captured with capture_provider_error(provider, model, endpoint)
   POST /v1/images/generations {"size": "1024x1024"} 200; {"size": "4096x4096"} 500: unhandled
-                                 ValueError raised by a helper
-  POST /api/payments/webhook bad/missing signature 400; "charge.succeeded" 200 (credits added);
+                                 ValueError raised by a helper;
+                             {"model": "dall-e-3-hd", "n": 4} 402: the credits do not cover it, the
+                                 CHECK constraint refuses the deduction: capture_payment_error(operation,
+                                 amount) then HTTPException(402) (a 4xx: only the explicit capture reports it)
+  POST /api/payments/webhook bad/missing signature 400; "charge.succeeded" 200 (credits added; the
+                                 receipt goes out in a BackgroundTask, which fails for a
+                                 "bounce@example.com" receipt_email: captured, linked to the webhook request);
                              "charge.failed" 402: the credit claw-back violates a sqlite CHECK
-                                 constraint, HTTPException(402) from IntegrityError (4xx: not an issue;
-                                 the logger.error before it is, with the IntegrityError attached)
+                                 constraint: capture_payment_error(operation, amount, webhook event type)
+                                 then HTTPException(402) from the IntegrityError
                              "invoice.paid" 500: unhandled sqlite3.OperationalError (no such table)
-  POST /auth/login           good password 200, bad password 401
+  POST /auth/login           good password 200, bad password 401; the third failure in a row for one
+                                 e-mail locks it (429): capture_auth_error(operation, failed attempts)
   GET  /api/users/me, /api/keys   200 with a key, 401 without
   GET  /api/admin/stats      200 admin key, 403 other keys
   GET  /v1/models, /v1/models/{model_id}, /api/providers, /health, /metrics (text)   200; unknown model 404
@@ -49,9 +61,12 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, AsyncIterator, Dict, List, Optional
 
 import httpx
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
+
+# The seeds' helpers (src/utils/sentry_context), one import line; no-ops without otel_sentry configured.
+from otel_sentry.sentry_context import capture_auth_error, capture_payment_error, capture_provider_error
 
 logger = logging.getLogger("gateway")
 
@@ -67,7 +82,9 @@ MODELS: Dict[str, Dict[str, Any]] = {
     "openrouter/timeout": {"provider": "openrouter", "type": "chat", "price_per_1k_tokens": 1.0},
     "openrouter/down": {"provider": "featherless", "type": "chat", "price_per_1k_tokens": 1.0},
     "dall-e-3": {"provider": "openai", "type": "image", "price_per_image": 4.0},
+    "dall-e-3-hd": {"provider": "openai", "type": "image", "price_per_image": 4000.0},
 }
+LOCKOUT_AFTER = 3  # failed logins in a row for one e-mail
 # "fake" providers answer in-process; the others are real sockets on 127.0.0.1 opened at startup.
 PROVIDERS: Dict[str, Dict[str, Any]] = {
     "openai": {"kind": "fake", "base_url": "http://openai.provider.internal/v1"},
@@ -97,6 +114,14 @@ SEED_KEYS = [(7, 42, "gw_live_demo_key_123", "default"), (1, 1, "gw_live_admin_k
 _db = {"path": ""}  # set at startup
 _ids = itertools.count(1)
 _provider_errors: Dict[str, int] = {}
+
+
+class AccountLocked(Exception):
+    """Too many failed logins in a row for one e-mail."""
+
+
+class ReceiptDeliveryError(Exception):
+    """The mail relay refused a receipt."""
 
 
 class ProviderError(Exception):
@@ -237,6 +262,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     sockets = open_provider_sockets(app)
     app.state.fake_client = httpx.AsyncClient(transport=httpx.MockTransport(fake_provider))
     app.state.http_client = httpx.AsyncClient(timeout=httpx.Timeout(PROVIDER_TIMEOUT_S))
+    app.state.failed_logins = {}
+    app.state.receipts = []
     try:
         yield
     finally:
@@ -352,7 +379,17 @@ async def chat_completions(request: Request, body: ChatRequest, user: User):
 
 @app.post("/v1/messages")
 async def messages(request: Request, body: ChatRequest, user: User):
-    r = await _complete(request, body, user)
+    try:
+        r = await _complete(request, body, user)
+    except HTTPException as e:
+        if e.status_code >= 500 and e.__cause__ is not None:
+            # chat completions leave this to automatic capture (the HTTPException(500) from e);
+            # here the provider's own exception is the event, with what the route knows about it
+            model = MODELS[body.model]
+            capture_provider_error(
+                e.__cause__, provider=model["provider"], model=body.model, endpoint="/v1/messages"
+            )
+        raise
     return {
         "id": f"msg_{r['id']:06d}",
         "type": "message",
@@ -381,7 +418,20 @@ async def image_generations(body: ImageRequest, user: User):
     model = MODELS.get(body.model)
     if model is None or model["type"] != "image":
         raise HTTPException(status_code=404, detail=f"Model '{body.model}' not found")
-    deduct_credits(user["id"], body.model, 0, model["price_per_image"] * body.n / 100)
+    cost = model["price_per_image"] * body.n / 100
+    try:
+        deduct_credits(user["id"], body.model, 0, cost)
+    except sqlite3.IntegrityError as e:
+        # a 402 is not an issue by itself; a refused image charge is worth one, with its amount
+        capture_payment_error(
+            e,
+            operation="image_credit_deduction",
+            provider="credits",
+            user_id=str(user["id"]),
+            amount=cost,
+            details={"model": body.model, "images": body.n, "size": body.size, "balance": user["credits"]},
+        )
+        raise HTTPException(status_code=402, detail="Payment Required") from e
     n = next(_ids)
     urls = [f"https://images.gateway.local/{n:06d}-{i}-{width}x{height}.png" for i in range(body.n)]
     return {"created": int(time.time()), "data": [{"url": u} for u in urls]}
@@ -395,8 +445,18 @@ def verify_signature(payload: bytes, header: str) -> None:
         raise HTTPException(status_code=400, detail="Invalid signature")
 
 
+def send_receipt(app: FastAPI, user_id: int, amount: float, email: str) -> None:
+    """Runs after the webhook answered (a BackgroundTask). A bounce raises: nobody awaits this, and
+    otel_sentry captures it with the webhook request's trace, route and user."""
+    if email.startswith("bounce@"):
+        raise ReceiptDeliveryError(
+            f"mail relay refused the receipt for user {user_id}: 550 mailbox unavailable"
+        )
+    app.state.receipts.append({"user_id": user_id, "amount": amount, "email": email})
+
+
 @app.post("/api/payments/webhook")
-async def stripe_webhook(request: Request):
+async def stripe_webhook(request: Request, background: BackgroundTasks):
     payload = await request.body()
     verify_signature(payload, request.headers.get("stripe-signature", ""))
     try:
@@ -405,32 +465,59 @@ async def stripe_webhook(request: Request):
         user_id, amount = int(obj.get("metadata", {}).get("user_id", 42)), float(obj.get("amount", 0)) / 100
     except (ValueError, TypeError, AttributeError) as e:
         raise HTTPException(status_code=400, detail="Invalid payload") from e
-    if event.get("type") == "charge.succeeded":
+    kind = event.get("type")
+    # what only the webhook knows: the Stripe event type and id, the amount, the operation
+    webhook = {"webhook_event_type": kind, "stripe_event_id": event.get("id")}
+    if kind == "charge.succeeded":
         db_query("UPDATE users SET credits = credits + ? WHERE id = ?", (amount, user_id))
-    elif event.get("type") == "charge.failed":
+        email = obj.get("receipt_email") or "dev@example.com"
+        background.add_task(send_receipt, request.app, user_id, amount, str(email))
+    elif kind == "charge.failed":
         # claw back the credits granted at checkout; the CHECK constraint refuses a negative balance
         try:
             db_query("UPDATE users SET credits = credits - ? WHERE id = ?", (amount, user_id))
         except Exception as e:
             logger.error(f"Credit claw-back failed for user {user_id}: {e}")
+            capture_payment_error(
+                e, operation="credit_clawback", user_id=str(user_id), amount=amount, details=webhook
+            )
             raise HTTPException(status_code=402, detail="Payment Required") from e
-    elif event.get("type") == "invoice.paid":
+    elif kind == "invoice.paid":
         # the invoices table was never migrated: sqlite3.OperationalError propagates unhandled
+        # (left to automatic capture, which classifies it as a database error)
         db_query(
             "INSERT INTO invoices (user_id, amount, paid_at) VALUES (?, ?, ?)", (user_id, amount, time.time())
         )
-    return {"received": True, "type": event.get("type")}
+    return {"received": True, "type": kind}
 
 
 @app.post("/auth/login")
-async def login(body: LoginRequest):
+async def login(body: LoginRequest, request: Request):
+    failed: Dict[str, int] = request.app.state.failed_logins
+    if failed.get(body.email, 0) >= LOCKOUT_AFTER:
+        raise HTTPException(status_code=429, detail="Too many failed logins; try again later")
     rows = db_query(
         "SELECT u.id, k.key FROM users u JOIN api_keys k ON k.user_id = u.id "
         "WHERE u.email = ? AND u.password_sha256 = ?",
         (body.email, _sha256(body.password)),
     )
     if not rows:
-        raise HTTPException(status_code=401, detail="Invalid email or password")
+        failed[body.email] = attempts = failed.get(body.email, 0) + 1
+        if attempts < LOCKOUT_AFTER:
+            raise HTTPException(status_code=401, detail="Invalid email or password")
+        # 4xx responses are not issues; a locked account (a possible credential-stuffing run) is
+        try:
+            raise AccountLocked(f"{attempts} failed logins in a row; account locked")
+        except AccountLocked as e:
+            known = db_query("SELECT id FROM users WHERE email = ?", (body.email,))
+            capture_auth_error(
+                e,
+                operation="login",
+                user_id=str(known[0][0]) if known else None,
+                details={"failed_attempts": attempts, "locked": True},
+            )
+            raise HTTPException(status_code=429, detail="Too many failed logins; try again later") from e
+    failed.pop(body.email, None)
     return {"user_id": rows[0][0], "api_key": rows[0][1]}
 
 
