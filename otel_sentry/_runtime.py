@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from . import _dsc, _event_extras, _redact, _request_secrets, _sessions
 from ._capture import exception_chain
 from ._classify import ErrorFacts, FailedSpan, classify
+from ._client_reports import RATELIMIT_BACKOFF
 from ._enrich import STANDARD_HEADER_VARIABLES
 from ._event_common import EventDefaults
 from ._events import CapturedError, RequestFacts, error_event
@@ -25,7 +26,15 @@ from ._rules import load_rules
 from ._sanitize import MAX_EVENT_BYTES
 from ._settings import Settings
 from ._spool import open_spool
-from ._transport import ERROR, TRANSACTION, HttpDestination, InboxDestination, Transport, TransportStats
+from ._transport import (
+    ERROR,
+    PROFILE,
+    TRANSACTION,
+    HttpDestination,
+    InboxDestination,
+    Transport,
+    TransportStats,
+)
 
 if TYPE_CHECKING:
     from ._capture import RequestCapture
@@ -245,17 +254,22 @@ class Runtime:
                 {k: str(v) for k, v in carried.items() if k in ("sample_rate", "sampled", "sample_rand")}
             )
             headers["trace"] = dsc
-        envelope = Envelope(headers=headers)
         # the JSON encoded above, sent as it is (sentry-sdk would encode the event again)
         item_type = "transaction" if category == TRANSACTION else "event"
-        envelope.add_item(Item(payload=PayloadRef(bytes=payload, json=event), type=item_type))
-        for item in items:
-            envelope.add_item(item)
-        body = envelope.serialize()
+        main = Item(payload=PayloadRef(bytes=payload, json=event), type=item_type)
+        body = Envelope(headers=headers, items=[main, *items]).serialize()
         self.counters[f"{category}.produced"] += 1
         spans = len(event.get("spans") or ()) + 1 if category == TRANSACTION else 0
+        profiles = sum(1 for item in items if item.type == PROFILE)
+        alone: Optional[bytes] = None  # the envelope without its profiles, for a profile rate limit
         for transport in self.transports:
-            transport.submit(body, category, spans=spans)
+            if profiles and transport.is_rate_limited(PROFILE):
+                # as sentry-sdk: the transaction goes, its profile is left out and counted
+                alone = alone or Envelope(headers=headers, items=[main]).serialize()
+                transport.discard(RATELIMIT_BACKOFF, PROFILE, profiles)
+                transport.submit(alone, category, spans=spans)
+            else:
+                transport.submit(body, category, spans=spans, profiles=profiles)
         if self.settings.debug:
             logger.debug("otel_sentry: queued %s %s (%d bytes)", category, event["event_id"], len(body))
 

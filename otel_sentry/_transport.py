@@ -64,6 +64,9 @@ TRANSACTION = "transaction"
 LOG = "log_item"  # Sentry's rate-limit/client-report category for logs (see _log_exporter)
 SESSION = "session"  # release health aggregates (see _sessions)
 PROFILE_CHUNK = "profile_chunk"  # continuous profiling (see _profile_chunks)
+# a transaction's profile rides in the transaction's envelope: it has a rate limit of its own, and is
+# counted with the transaction when that envelope is dropped, never queued on its own
+PROFILE = "profile"
 CATEGORIES = (ERROR, TRANSACTION, LOG, SESSION, PROFILE_CHUNK)  # selection order: errors first
 _REPORT = "client_report"
 
@@ -73,6 +76,7 @@ class _Queued:
     body: bytes
     category: str
     spans: int = 0
+    profiles: int = 0  # profile items riding with a transaction, counted with it when it is dropped
     attempts: int = 0
     first_failure: Optional[float] = None
     claimed: Optional[Path] = None  # spool file this envelope came from
@@ -192,7 +196,7 @@ class Transport:
         limits = self._rate_limited
         return max(limits.get(category, 0.0), limits.get(ALL_CATEGORIES, 0.0)) > now
 
-    def submit(self, body: bytes, category: str, *, spans: int = 0) -> bool:
+    def submit(self, body: bytes, category: str, *, spans: int = 0, profiles: int = 0) -> bool:
         """Queue one serialized envelope. False when it was dropped (and counted), never raises.
 
         ``spans`` is the number of spans a transaction carries, for the client report.
@@ -201,22 +205,22 @@ class Transport:
         with self._lock:
             self.submitted[category] += 1
             if self._closed:
-                self._count_drop(reports.SHUTDOWN, category, spans)
+                self._count_drop(reports.SHUTDOWN, category, spans, profiles)
                 return False
             dropped = self.is_rate_limited(category)
             queue = self._queues[category]
             if dropped:
-                self._count_drop(reports.RATELIMIT_BACKOFF, category, spans)
+                self._count_drop(reports.RATELIMIT_BACKOFF, category, spans, profiles)
             elif len(queue) >= self._max_events or self._queued_bytes[category] + len(body) > self._max_bytes:
                 spill = True
             else:
-                queue.append(_Queued(body, category, spans))
+                queue.append(_Queued(body, category, spans, profiles))
                 self._queued_bytes[category] += len(body)
                 self._wakeup.notify()
         # Only when memory is full: a small local file write, never network I/O.
         if spill and (self.spool is None or not self.spool.put(body, category)):
             with self._lock:
-                self._count_drop(reports.QUEUE_OVERFLOW, category, spans)
+                self._count_drop(reports.QUEUE_OVERFLOW, category, spans, profiles)
             dropped = True
         self._ensure_worker()  # also to report what was just dropped
         return not dropped
@@ -230,21 +234,34 @@ class Transport:
                 self._thread = threading.Thread(target=self._run, name="otel_sentry.transport", daemon=True)
                 self._thread.start()
 
-    def _count_drop(self, reason: str, category: str, spans: int = 0) -> None:
-        """Count one discarded envelope; the caller holds the lock."""
+    def _count_drop(self, reason: str, category: str, spans: int = 0, profiles: int = 0) -> None:
+        """Count one discarded envelope and what rode in it; the caller holds the lock."""
         self.dropped[(reason, category)] += 1
+        if profiles:
+            self.dropped[(reason, PROFILE)] += profiles
         reported = reports.reportable(reason)
         if self._reports_enabled and reported is not None:
             self._pending_reports[(reported, category)] += 1
             if spans:
                 self._pending_reports[(reported, "span")] += spans
+            if profiles:
+                self._pending_reports[(reported, PROFILE)] += profiles
             self._wakeup.notify()  # the worker may be idle with nothing due
+
+    def discard(self, reason: str, category: str, quantity: int) -> None:
+        """Count items left out of an envelope before it was submitted (a rate-limited profile)."""
+        with self._lock:
+            self.dropped[(reason, category)] += quantity
+            reported = reports.reportable(reason)
+            if self._reports_enabled and reported is not None:
+                self._pending_reports[(reported, category)] += quantity
+                self._wakeup.notify()
 
     def _drop(self, item: _Queued, reason: str) -> None:
         with self._lock:
             if item.abandoned:
                 return
-            self._count_drop(reason, item.category, item.spans)
+            self._count_drop(reason, item.category, item.spans, item.profiles)
         if item.claimed is not None and self.spool is not None:
             self.spool.done(item.claimed)
 
@@ -272,7 +289,7 @@ class Transport:
                 item = queue.popleft()
                 self._queued_bytes[category] -= len(item.body)
                 if self.is_rate_limited(category, now):
-                    self._count_drop(reports.RATELIMIT_BACKOFF, category, item.spans)
+                    self._count_drop(reports.RATELIMIT_BACKOFF, category, item.spans, item.profiles)
                     if item.claimed is not None and self.spool is not None:
                         self.spool.done(item.claimed)
                     continue
@@ -541,7 +558,7 @@ class Transport:
             if item.claimed is None and self.spool.put(item.body, item.category):
                 return
         with self._lock:
-            self._count_drop(reports.SHUTDOWN, item.category, item.spans)
+            self._count_drop(reports.SHUTDOWN, item.category, item.spans, item.profiles)
 
     def stats(self) -> TransportStats:
         with self._lock:

@@ -6,6 +6,7 @@ import os
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -90,6 +91,59 @@ def test_a_profiled_transaction_goes_out_with_its_profile(
     assert not any(
         t.name == "sentry.profiler.ThreadScheduler" and t.is_alive() for t in threading.enumerate()
     )
+
+
+def _discarded(ingest: SentryIngest) -> Counter[tuple[str, str]]:
+    total: Counter[tuple[str, str]] = Counter()
+    for report in ingest.items("client_report"):
+        for row in report["discarded_events"]:
+            total[(row["reason"], row["category"])] += row["quantity"]
+    return total
+
+
+def test_a_profile_rate_limit_leaves_profiles_out_and_counts_them(
+    runtime: Runtime, sentry_ingest: SentryIngest
+) -> None:
+    """Sentry limits the profile category alone: transactions still go, their profiles are left out
+    and reported as ratelimit_backoff, as sentry-sdk does."""
+    sentry_ingest.respond_with(200, {"X-Sentry-Rate-Limits": "60:profile:key"})
+    provider, _ = _pipeline(runtime, 1.0)
+    tracer = provider.get_tracer("test")
+    for _ in range(3):
+        with tracer.start_as_current_span("GET /work"):
+            _busy(0.05)
+        assert runtime.flush(5)
+    runtime.flush(5)
+    provider.shutdown()
+    assert sentry_ingest.wait_for(lambda i: len(i.transactions()) == 3, 5)
+    # the first was accepted (the answer announced the limit); the next two went without theirs
+    assert len(sentry_ingest.items("profile")) == 1
+    runtime.flush(5)
+    assert sentry_ingest.wait_for(lambda i: _discarded(i)[("ratelimit_backoff", "profile")] == 2, 5), (
+        _discarded(sentry_ingest)
+    )
+
+
+def test_a_dropped_transaction_counts_its_profile(sentry_ingest: SentryIngest) -> None:
+    """A transaction envelope dropped whole (here: its category rate-limited) takes its profile with
+    it, and both are reported."""
+    with sentry_runtime(sentry_ingest, transactions=True) as runtime:
+        sentry_ingest.respond_with(200, {"X-Sentry-Rate-Limits": "60:transaction:key"})
+        provider, _ = _pipeline(runtime, 1.0)
+        tracer = provider.get_tracer("test")
+        for _ in range(3):
+            with tracer.start_as_current_span("GET /work"):
+                _busy(0.05)
+            assert runtime.flush(5)
+        provider.shutdown()
+        runtime.flush(5)
+        assert sentry_ingest.wait_for(
+            lambda i: (
+                _discarded(i)[("ratelimit_backoff", "transaction")] == 2
+                and _discarded(i)[("ratelimit_backoff", "profile")] == 2
+            ),
+            5,
+        ), _discarded(sentry_ingest)
 
 
 def test_what_is_held_is_bounded(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
