@@ -143,9 +143,11 @@ def _scrubbed_batch_processor(exporter: Any) -> Any:
     """Every exporter (OTLP, console, sentry, ...) sees spans only after scrubbing."""
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    from ._export_losses import wrap_span_exporter
     from ._scrubbing_exporter import ScrubbingSpanExporter
+    from ._sentry_otlp import with_sentry_notes
 
-    return BatchSpanProcessor(ScrubbingSpanExporter(exporter))
+    return BatchSpanProcessor(ScrubbingSpanExporter(wrap_span_exporter(with_sentry_notes(exporter))))
 
 
 def configure_pipeline(
@@ -225,6 +227,11 @@ def configure_pipeline(
         )
         _enable_promotion(promotion, runtime)
         from opentelemetry import trace
+        from opentelemetry._logs import get_logger_provider
+
+        from ._export_losses import wrap_log_exporters
+
+        wrap_log_exporters(get_logger_provider())  # log records lost to a backend are counted too
 
         guard_provider_sampler(trace.get_tracer_provider())
         return runtime
