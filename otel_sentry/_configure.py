@@ -58,8 +58,9 @@ def apply_environment_defaults(environ: Optional[MutableMapping[str, str]] = Non
         ".*authorization.*,.*cookie.*,.*token.*,.*api-key.*,.*apikey.*,.*secret.*,.*password.*,.*session.*",
     )
     env.setdefault("OTEL_TRACES_EXPORTER", "otlp,sentry" if _otlp_endpoint_set(env, "traces") else "sentry")
-    # The seeds' per-route sampling, parent-based; Sentry's headers next to W3C's (docs/sampling.md).
-    env.setdefault("OTEL_TRACES_SAMPLER", "otel_sentry")
+    # Sentry's headers next to W3C's (docs/sampling.md). The sampler is not set here: the default one
+    # is handed to our provider alone (_default_sampler), so a TracerProvider() another library builds
+    # keeps the SDK's default instead of warning about a name only entry points know.
     env.setdefault("OTEL_PROPAGATORS", "tracecontext,baggage,sentry")
     for signal in ("metrics", "logs"):
         env.setdefault(_SIGNALS[signal][0], "otlp" if _otlp_endpoint_set(env, signal) else "none")
@@ -223,6 +224,7 @@ def configure_pipeline(
                 GuardedSpanProcessor(p) for p in [FailedSpanRecorder(), *([promotion] if promotion else [])]
             ],
             export_span_processor=export_processor,  # type: ignore[arg-type]
+            sampler=_default_sampler(),
             **_without_unread_metrics(_initialize_components),
         )
         _enable_promotion(promotion, runtime)
@@ -235,6 +237,16 @@ def configure_pipeline(
 
         guard_provider_sampler(trace.get_tracer_provider())
         return runtime
+
+
+def _default_sampler() -> Any:
+    """The otel_sentry sampler (the seeds' per-route rates, parent-based) for the provider we build,
+    unless ``OTEL_TRACES_SAMPLER`` names one (then the SDK builds that, as stock does)."""
+    if os.environ.get("OTEL_TRACES_SAMPLER", "").strip():
+        return None
+    from ._sampler import sampler_factory
+
+    return sampler_factory(os.environ.get("OTEL_TRACES_SAMPLER_ARG"))
 
 
 def metrics_unread() -> bool:

@@ -151,6 +151,7 @@ class SentryLogExporter(_Base):  # type: ignore[misc]
             logs = [
                 self._sentry_log(record, getattr(record, "resource", None), runtime, fallback_trace)
                 for record in batch
+                if not _ours(record)
             ]
             for chunk in _chunks(logs):
                 submit_logs(runtime, chunk)
@@ -165,6 +166,15 @@ class SentryLogExporter(_Base):  # type: ignore[misc]
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         runtime = self._runtime or get_runtime()
         return True if runtime is None else bool(runtime.flush(timeout_millis / 1000))
+
+
+def _ours(record: Any) -> bool:
+    """otel_sentry's own warnings are the operator's, never log items of the user's Sentry project."""
+    scope = getattr(record, "instrumentation_scope", None) or getattr(
+        getattr(record, "log_record", None), "instrumentation_scope", None
+    )
+    name = getattr(scope, "name", None) or ""
+    return name == "otel_sentry" or name.startswith("otel_sentry.")
 
 
 def _chunks(logs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -22,13 +22,12 @@ from otel_sentry._rules import Rules
 from otel_sentry._sampler import OtelSentrySampler
 from otel_sentry._sampling_metrics import SamplingCounters
 from otel_sentry.testing import OtlpReceiver, SentryIngest
-
-#: what the Sentry bridge alone needs to know about a span; never an attribute other backends see
-BOOKKEEPING = frozenset({"sentry.sample_rate", "sentry.dsc", "otel_sentry.promoted"})
 from tests.support import relay
 from tests.support.apps import AppProcess
 
 APPS = Path(__file__).parent / "apps"
+#: what the Sentry bridge alone needs to know about a span; never an attribute other backends see
+BOOKKEEPING = frozenset({"sentry.sample_rate", "sentry.dsc", "otel_sentry.promoted"})
 NEVER = Rules(sampling=(), default_sample_rate=0.000001, full_sampling_environments=frozenset())
 
 

@@ -466,7 +466,7 @@ def test_the_distro_makes_this_sampler_and_both_header_formats_the_default() -> 
 
     env: dict[str, str] = {}
     apply_environment_defaults(env)
-    assert env["OTEL_TRACES_SAMPLER"] == "otel_sentry"
+    assert "OTEL_TRACES_SAMPLER" not in env  # handed to our provider alone, not to every TracerProvider()
     assert env["OTEL_PROPAGATORS"] == "tracecontext,baggage,sentry"
     mine = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_PROPAGATORS": "tracecontext"}
     apply_environment_defaults(mine)
