@@ -212,6 +212,14 @@ def incoming_trace(context: Optional[Context], trace_id: int) -> Optional[Incomi
     return None
 
 
+def decided_dsc(incoming: IncomingTrace, facts: Optional[SamplingFacts]) -> Mapping[str, str]:
+    """The incoming frozen DSC, with the rate this process decided at when the upstream deferred the
+    decision (sentry-sdk writes that rate into the DSC it continues, frozen or not)."""
+    if incoming.sampled is None and facts is not None and facts.sample_rate is not None:
+        return {**incoming.dsc, "sample_rate": format_rate(facts.sample_rate)}
+    return incoming.dsc
+
+
 def parse_baggage(headers: Any) -> tuple[dict[str, str], list[str]]:
     """(``sentry-`` items without the prefix, the other members as they were) of baggage headers."""
     if isinstance(headers, str):
@@ -325,7 +333,7 @@ def dsc_for_span_context(
         span_context.trace_flags.sampled,
         facts,
         identity or runtime_identity(),
-        incoming.dsc if incoming is not None and incoming.frozen else None,
+        decided_dsc(incoming, facts) if incoming is not None and incoming.frozen else None,
     )
 
 
@@ -352,7 +360,10 @@ def transaction_sampling(root: Any, identity: Identity) -> tuple[Optional[float]
     if promoted:
         dsc["sample_rate"] = "1.0"
         dsc["sampled"] = "true"
-    return parse_rate(dsc.get("sample_rate")), dsc, promoted
+    rate = parse_rate(dsc.get("sample_rate"))
+    if rate is None and facts is not None:  # a frozen DSC without one: the rate this process decided at
+        rate = facts.sample_rate
+    return rate, dsc, promoted
 
 
 def otel_baggage_members(context: Optional[Context]) -> list[str]:

@@ -40,6 +40,7 @@ from opentelemetry.util.types import Attributes
 
 from ._dsc import (
     SamplingFacts,
+    decided_dsc,
     derived_sample_rand,
     facts_from_trace_state,
     frozen_dscs,
@@ -221,13 +222,17 @@ class OtelSentrySampler(Sampler):
             name = dsc.get("transaction")
             facts = SamplingFacts(head_rate, rand, name)
         if decision is None:
-            # deferred upstream: decide here, with the trace's sample_rand, and record our rate
+            # deferred upstream: decide here, with the trace's sample_rand, and record our rate; the DSC
+            # then carries it, frozen or not, as sentry-sdk writes the rate it decided at
             sampled = facts.rand_for(trace_id) < local_rate
-            if facts.sample_rate is None or not incoming or not incoming.frozen:
-                facts = SamplingFacts(local_rate, facts.sample_rand, facts.transaction)
+            facts = SamplingFacts(local_rate, facts.sample_rand, facts.transaction)
         else:
             sampled = bool(decision)
             rule = PARENT_RULE
+            if facts.sample_rate is None and not (incoming is not None and incoming.frozen):
+                # a decision without a DSC (W3C only, sentry-trace without baggage): this process starts
+                # the DSC and, as sentry-sdk does, records the inherited decision as the rate
+                facts = SamplingFacts(1.0 if sampled else 0.0, facts.sample_rand, facts.transaction)
         if count:
             self.counters.decision(sampled, rule)
         state = with_facts(parent.trace_state, facts)
@@ -235,7 +240,7 @@ class OtelSentrySampler(Sampler):
         if decision_made is Decision.DROP:
             return SamplingResult(decision_made, None, state)
         if incoming is not None and incoming.frozen:  # for this trace's transactions, not a span attribute
-            frozen_dscs.put(trace_id, serialize_dsc(incoming.dsc))
+            frozen_dscs.put(trace_id, serialize_dsc(decided_dsc(incoming, facts)))
         return SamplingResult(decision_made, attributes, state)
 
     def get_description(self) -> str:
