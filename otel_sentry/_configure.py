@@ -134,6 +134,14 @@ def ensure_runtime(**overrides: Any) -> Runtime:
     return runtime
 
 
+def _sentry_log_items(runtime: Runtime) -> None:
+    """Sentry log items from every logger's records, as sentry-sdk's logging integration sends them."""
+    from . import _logging, _sentry_logs
+
+    _sentry_logs.enable(runtime)
+    _logging.wrap_call_handlers()
+
+
 def _describe(destination: Any) -> str:
     url = getattr(destination, "url", None)
     inbox = getattr(getattr(destination, "_inbox", None), "directory", None)
@@ -234,6 +242,10 @@ def configure_pipeline(
         from ._export_losses import wrap_log_exporters
 
         wrap_log_exporters(get_logger_provider())  # log records lost to a backend are counted too
+        if runtime is not None and "sentry" in exporters["logs"]:
+            _sentry_log_items(
+                runtime
+            )  # after the SDK's providers: flushed at exit before they close the bridge
 
         guard_provider_sampler(trace.get_tracer_provider())
         return runtime

@@ -88,8 +88,10 @@ def _attributes(*sources: Optional[Mapping[str, Any]]) -> dict[str, dict[str, An
 class SentryLogExporter(_Base):  # type: ignore[misc]
     """Exports OTel log records to Sentry's logs, through otel_sentry's delivery queues."""
 
-    def __init__(self, runtime: Optional[Runtime] = None) -> None:
+    def __init__(self, runtime: Optional[Runtime] = None, *, direct: bool = False) -> None:
         self._runtime = runtime
+        #: fed by :mod:`._sentry_logs` (Python records as sentry-sdk sends them), not by the global pipeline
+        self._direct = direct
         self._warned = False
         self._closed = False
 
@@ -151,7 +153,7 @@ class SentryLogExporter(_Base):  # type: ignore[misc]
             logs = [
                 self._sentry_log(record, getattr(record, "resource", None), runtime, fallback_trace)
                 for record in batch
-                if not _ours(record)
+                if self._direct or not _ours(record)
             ]
             for chunk in _chunks(logs):
                 submit_logs(runtime, chunk)
@@ -169,12 +171,18 @@ class SentryLogExporter(_Base):  # type: ignore[misc]
 
 
 def _ours(record: Any) -> bool:
-    """otel_sentry's own warnings are the operator's, never log items of the user's Sentry project."""
+    """otel_sentry's own warnings are the operator's, never log items of the user's Sentry project;
+    and a record :mod:`._sentry_logs` already sent (as sentry-sdk would) is not sent twice."""
+    from . import _sentry_logs
+
     scope = getattr(record, "instrumentation_scope", None) or getattr(
         getattr(record, "log_record", None), "instrumentation_scope", None
     )
     name = getattr(scope, "name", None) or ""
-    return name == "otel_sentry" or name.startswith("otel_sentry.")
+    if name == "otel_sentry" or name.startswith("otel_sentry."):
+        return True
+    log = getattr(record, "log_record", record)
+    return _sentry_logs.sent_already(name, getattr(log, "timestamp", None))
 
 
 def _chunks(logs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -32,7 +32,10 @@ def losses(exporter: str = "OTLPSpanExporter") -> dict[str, int]:
 
 
 @pytest.fixture(autouse=True)
-def fresh_counters() -> Iterator[None]:
+def fresh_counters(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from otel_sentry import _shutdown
+
+    monkeypatch.setattr(_shutdown, "_deadline", None)  # not shutting down (another test may have been)
     with _export_losses._lock:
         _export_losses._lost.clear()
     yield
