@@ -58,8 +58,9 @@ def apply_environment_defaults(environ: Optional[MutableMapping[str, str]] = Non
         ".*authorization.*,.*cookie.*,.*token.*,.*api-key.*,.*apikey.*,.*secret.*,.*password.*,.*session.*",
     )
     env.setdefault("OTEL_TRACES_EXPORTER", "otlp,sentry" if _otlp_endpoint_set(env, "traces") else "sentry")
-    # The seeds' per-route sampling, parent-based; Sentry's headers next to W3C's (docs/sampling.md).
-    env.setdefault("OTEL_TRACES_SAMPLER", "otel_sentry")
+    # Sentry's headers next to W3C's (docs/sampling.md). The sampler is not set here: the default one
+    # is handed to our provider alone (_default_sampler), so a TracerProvider() another library builds
+    # keeps the SDK's default instead of warning about a name only entry points know.
     env.setdefault("OTEL_PROPAGATORS", "tracecontext,baggage,sentry")
     for signal in ("metrics", "logs"):
         env.setdefault(_SIGNALS[signal][0], "otlp" if _otlp_endpoint_set(env, signal) else "none")
@@ -133,6 +134,14 @@ def ensure_runtime(**overrides: Any) -> Runtime:
     return runtime
 
 
+def _sentry_log_items(runtime: Runtime) -> None:
+    """Sentry log items from every logger's records, as sentry-sdk's logging integration sends them."""
+    from . import _logging, _sentry_logs
+
+    _sentry_logs.enable(runtime)
+    _logging.wrap_call_handlers()
+
+
 def _describe(destination: Any) -> str:
     url = getattr(destination, "url", None)
     inbox = getattr(getattr(destination, "_inbox", None), "directory", None)
@@ -143,11 +152,13 @@ def _scrubbed_batch_processor(exporter: Any) -> Any:
     """Every exporter (OTLP, console, sentry, ...) sees spans only after scrubbing."""
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    from ._export_losses import wrap_span_exporter
     from ._payload_limits import BoundedSpanExporter, request_limit_for
     from ._scrubbing_exporter import ScrubbingSpanExporter
+    from ._sentry_otlp import with_sentry_notes
 
-    bounded = BoundedSpanExporter(ScrubbingSpanExporter(exporter), max_bytes=request_limit_for(exporter))
-    return BatchSpanProcessor(bounded)
+    counted = ScrubbingSpanExporter(wrap_span_exporter(with_sentry_notes(exporter)))
+    return BatchSpanProcessor(BoundedSpanExporter(counted, max_bytes=request_limit_for(exporter)))
 
 
 def _redacted_log_processor(exporter: Any) -> Any:
@@ -243,6 +254,7 @@ def configure_pipeline(
             ],
             export_span_processor=export_processor,  # type: ignore[arg-type]
             export_log_record_processor=_redacted_log_processor,
+            sampler=_default_sampler(),
             **_without_unread_metrics(_initialize_components),
         )
         _enable_promotion(promotion, runtime)
@@ -252,6 +264,15 @@ def configure_pipeline(
 
         bound_log_bodies(get_logger_provider())  # log bodies: the SDK bounds attributes only
         from opentelemetry import trace
+        from opentelemetry._logs import get_logger_provider
+
+        from ._export_losses import wrap_log_exporters
+
+        wrap_log_exporters(get_logger_provider())  # log records lost to a backend are counted too
+        if runtime is not None and "sentry" in exporters["logs"]:
+            _sentry_log_items(
+                runtime
+            )  # after the SDK's providers: flushed at exit before they close the bridge
 
         guard_provider_sampler(trace.get_tracer_provider())
         return runtime
@@ -262,6 +283,16 @@ def _profiler(runtime: Optional[Runtime]) -> list[Any]:
     from ._profiles import install_profiler
 
     return install_profiler(runtime)
+
+
+def _default_sampler() -> Any:
+    """The otel_sentry sampler (the seeds' per-route rates, parent-based) for the provider we build,
+    unless ``OTEL_TRACES_SAMPLER`` names one (then the SDK builds that, as stock does)."""
+    if os.environ.get("OTEL_TRACES_SAMPLER", "").strip():
+        return None
+    from ._sampler import sampler_factory
+
+    return sampler_factory(os.environ.get("OTEL_TRACES_SAMPLER_ARG"))
 
 
 def metrics_unread() -> bool:

@@ -22,6 +22,12 @@ class OtelSentryDistro(BaseDistro):  # type: ignore[misc]
         apply_environment_defaults()
 
     def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
+        if str(getattr(entry_point, "name", "")).startswith("otel_sentry") and _already_instrumented(
+            entry_point
+        ):
+            return  # configure() installed it first: no "Attempting to instrument while already instrumented"
+        if getattr(entry_point, "name", None) == "logging":
+            kwargs = {**_logging_arguments(), **kwargs}
         if getattr(entry_point, "name", None) in _ASGI_INSTRUMENTORS:
             # never stop an instrumentation from loading: on any error, instrument as stock does
             with contextlib.suppress(Exception):
@@ -31,6 +37,27 @@ class OtelSentryDistro(BaseDistro):  # type: ignore[misc]
             except Exception:
                 internal_error("installing the sampling gate")
         super().load_instrumentor(entry_point, **kwargs)
+
+
+def _already_instrumented(entry_point: Any) -> bool:
+    try:
+        return bool(entry_point.load()()._is_instrumented_by_opentelemetry)
+    except Exception:
+        return False
+
+
+def _logging_arguments() -> dict[str, Any]:
+    """The host's logging is the host's: OpenTelemetry's logging instrumentation attaches its bridge
+    to the root logger by default, which silences Python's last-resort stderr output (asyncio's
+    "Unclosed client session" and every unhandled warning) even when no logs exporter would receive
+    what it collects. Only with a logs exporter is it attached (or when the user says so with
+    ``OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION``)."""
+    import os
+
+    if os.environ.get("OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION", "").strip():
+        return {}
+    names = [n.strip() for n in os.environ.get("OTEL_LOGS_EXPORTER", "").split(",")]
+    return {"enable_log_auto_instrumentation": any(n and n != "none" for n in names)}
 
 
 def _asgi_arguments() -> dict[str, Any]:

@@ -23,7 +23,9 @@ has to be kept for it.
 from __future__ import annotations
 
 import math
+import threading
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -34,12 +36,9 @@ from opentelemetry.context import Context, create_key, get_current
 from opentelemetry.trace import SpanContext, TraceState
 
 TRACE_STATE_KEY = "otel_sentry"
-#: On local roots: the sample rate of the head decision (what Relay reads from OTLP spans too).
+#: The sample rate of the head decision, as Relay reads it from OTLP spans: added to local roots only
+#: on their way to Sentry (transactions, Sentry's OTLP endpoint), never to other backends' spans.
 SAMPLE_RATE_ATTRIBUTE = "sentry.sample_rate"
-#: On local roots that continue a trace from a Sentry SDK: the frozen incoming DSC (baggage form).
-DSC_ATTRIBUTE = "sentry.dsc"
-#: On spans exported because their trace errored although it was not sampled.
-PROMOTED_ATTRIBUTE = "otel_sentry.promoted"
 #: Context key under which the ``sentry`` propagator leaves what it extracted.
 INCOMING_KEY = create_key("otel_sentry.incoming_trace")
 
@@ -90,6 +89,42 @@ def rand_within(trace_id: int, lower: float, upper: float) -> float:
     if high <= low:
         return low / 1_000_000
     return (low + ((trace_id & _MASK64) * (high - low) >> 64)) / 1_000_000
+
+
+# ------------------------------------------------------------------------------------------------
+# notes for the Sentry bridge
+
+
+class TraceNotes:
+    """Per-trace facts only the Sentry bridge reads (a frozen incoming DSC, "this trace was
+    promoted"), kept beside the spans instead of as span attributes: every other backend gets the
+    spans stock OpenTelemetry makes. Bounded: the oldest traces are forgotten (their transactions then
+    fall back to what ``tracestate`` says)."""
+
+    def __init__(self, max_traces: int = 4096) -> None:
+        self._notes: OrderedDict[int, str] = OrderedDict()
+        self._max = max_traces
+        self._lock = threading.Lock()
+
+    def put(self, trace_id: int, value: str) -> None:
+        with self._lock:
+            self._notes[trace_id] = value
+            self._notes.move_to_end(trace_id)
+            while len(self._notes) > self._max:
+                self._notes.popitem(last=False)
+
+    def get(self, trace_id: int) -> Optional[str]:
+        return self._notes.get(trace_id)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._notes.clear()
+
+
+#: trace id -> the frozen DSC of the Sentry SDK upstream (baggage form), for its transactions
+frozen_dscs = TraceNotes()
+#: trace id -> "1" when the trace was exported because it errored although it was not sampled
+promoted_traces = TraceNotes()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -175,6 +210,14 @@ def incoming_trace(context: Optional[Context], trace_id: int) -> Optional[Incomi
     if isinstance(incoming, IncomingTrace) and incoming.trace_id == trace_id:
         return incoming
     return None
+
+
+def decided_dsc(incoming: IncomingTrace, facts: Optional[SamplingFacts]) -> Mapping[str, str]:
+    """The incoming frozen DSC, with the rate this process decided at when the upstream deferred the
+    decision (sentry-sdk writes that rate into the DSC it continues, frozen or not)."""
+    if incoming.sampled is None and facts is not None and facts.sample_rate is not None:
+        return {**incoming.dsc, "sample_rate": format_rate(facts.sample_rate)}
+    return incoming.dsc
 
 
 def parse_baggage(headers: Any) -> tuple[dict[str, str], list[str]]:
@@ -290,7 +333,7 @@ def dsc_for_span_context(
         span_context.trace_flags.sampled,
         facts,
         identity or runtime_identity(),
-        incoming.dsc if incoming is not None and incoming.frozen else None,
+        decided_dsc(incoming, facts) if incoming is not None and incoming.frozen else None,
     )
 
 
@@ -309,18 +352,17 @@ def transaction_sampling(root: Any, identity: Identity) -> tuple[Optional[float]
     (``sampled`` true, rate 1.0), so Sentry counts it once instead of extrapolating it.
     """
     context = root.context
-    attributes = root.attributes or {}
-    promoted = attributes.get(PROMOTED_ATTRIBUTE) is True
-    frozen_raw = attributes.get(DSC_ATTRIBUTE)
-    frozen = parse_baggage(frozen_raw)[0] if isinstance(frozen_raw, str) else {}
+    promoted = promoted_traces.get(context.trace_id) is not None
+    frozen_raw = frozen_dscs.get(context.trace_id)
+    frozen = parse_baggage(frozen_raw)[0] if frozen_raw is not None else {}
     facts = facts_from_trace_state(context.trace_state)
     dsc = build_dsc(context.trace_id, True, facts, identity, frozen or None)
     if promoted:
         dsc["sample_rate"] = "1.0"
         dsc["sampled"] = "true"
     rate = parse_rate(dsc.get("sample_rate"))
-    if rate is None:
-        rate = parse_rate(attributes.get(SAMPLE_RATE_ATTRIBUTE))
+    if rate is None and facts is not None:  # a frozen DSC without one: the rate this process decided at
+        rate = facts.sample_rate
     return rate, dsc, promoted
 
 

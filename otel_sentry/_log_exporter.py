@@ -88,8 +88,10 @@ def _attributes(*sources: Optional[Mapping[str, Any]]) -> dict[str, dict[str, An
 class SentryLogExporter(_Base):  # type: ignore[misc]
     """Exports OTel log records to Sentry's logs, through otel_sentry's delivery queues."""
 
-    def __init__(self, runtime: Optional[Runtime] = None) -> None:
+    def __init__(self, runtime: Optional[Runtime] = None, *, direct: bool = False) -> None:
         self._runtime = runtime
+        #: fed by :mod:`._sentry_logs` (Python records as sentry-sdk sends them), not by the global pipeline
+        self._direct = direct
         self._warned = False
         self._closed = False
 
@@ -151,6 +153,7 @@ class SentryLogExporter(_Base):  # type: ignore[misc]
             logs = [
                 self._sentry_log(record, getattr(record, "resource", None), runtime, fallback_trace)
                 for record in batch
+                if self._direct or not _ours(record)
             ]
             for chunk in _chunks(logs):
                 submit_logs(runtime, chunk)
@@ -165,6 +168,21 @@ class SentryLogExporter(_Base):  # type: ignore[misc]
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         runtime = self._runtime or get_runtime()
         return True if runtime is None else bool(runtime.flush(timeout_millis / 1000))
+
+
+def _ours(record: Any) -> bool:
+    """otel_sentry's own warnings are the operator's, never log items of the user's Sentry project;
+    and a record :mod:`._sentry_logs` already sent (as sentry-sdk would) is not sent twice."""
+    from . import _sentry_logs
+
+    scope = getattr(record, "instrumentation_scope", None) or getattr(
+        getattr(record, "log_record", None), "instrumentation_scope", None
+    )
+    name = getattr(scope, "name", None) or ""
+    if name == "otel_sentry" or name.startswith("otel_sentry."):
+        return True
+    log = getattr(record, "log_record", record)
+    return _sentry_logs.sent_already(name, getattr(log, "timestamp", None))
 
 
 def _chunks(logs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

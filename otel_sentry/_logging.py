@@ -34,7 +34,7 @@ from typing import Any, Optional
 
 from opentelemetry import trace
 
-from . import _capture, _helpers, _sanitize
+from . import _capture, _helpers, _sanitize, _sentry_logs
 from ._runtime import Runtime, get_runtime
 from ._transport import ERROR
 
@@ -246,6 +246,16 @@ def _call_handlers_wrapper(original: Any) -> Any:
             handler = _handler
             if handler is not None and record.levelno >= handler.level:
                 handler.handle(record)
+            if _sentry_logs._provider is not None and not getattr(_busy, "active", False):
+                _busy.active = True
+                try:
+                    _sentry_logs.capture(record)  # Sentry log items, as sentry-sdk's integration sends them
+                except Exception:
+                    runtime = get_runtime()
+                    if runtime is not None:
+                        runtime.internal_error("turning a log record into a Sentry log item")
+                finally:
+                    _busy.active = False
 
     callHandlers.__otel_sentry_original__ = original  # type: ignore[attr-defined]
     return callHandlers
@@ -258,15 +268,20 @@ def install(event_level: Optional[int], breadcrumb_level: Optional[int]) -> Opti
         _handler = None
         return None
     _handler = SentryLoggingHandler(event_level, breadcrumb_level)
-    current = logging.Logger.callHandlers
-    if getattr(current, "__otel_sentry_original__", None) is None:
-        logging.Logger.callHandlers = _call_handlers_wrapper(current)  # type: ignore[method-assign]
+    wrap_call_handlers()
     if not _sentry_sdk_filter_installed:
         from sentry_sdk.scope import add_global_event_processor
 
         add_global_event_processor(_drop_sentry_sdk_log_messages)  # type: ignore[arg-type]
         _sentry_sdk_filter_installed = True
     return _handler
+
+
+def wrap_call_handlers() -> None:
+    """Install the ``Logger.callHandlers`` wrapper (idempotent)."""
+    current = logging.Logger.callHandlers
+    if getattr(current, "__otel_sentry_original__", None) is None:
+        logging.Logger.callHandlers = _call_handlers_wrapper(current)  # type: ignore[method-assign]
 
 
 def uninstall() -> None:

@@ -20,10 +20,29 @@ written and the variable left alone, so the start fails as strict mode asks. Nev
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import MutableMapping
 
 DISTRO_VARIABLES = ("OTEL_PYTHON_DISTRO", "OTEL_PYTHON_CONFIGURATOR")
+_LOADER_LOGGER = "opentelemetry.instrumentation.auto_instrumentation._load"
+CHOSEN_LINE = (
+    "otel_sentry runs as the OpenTelemetry distro: opentelemetry-distro is installed too, and installing "
+    "otel-sentry chose it; set OTEL_PYTHON_DISTRO=distro and OTEL_PYTHON_CONFIGURATOR=configurator to "
+    "run stock OpenTelemetry instead"
+)
+
+
+class _SayWhichDistroRuns(logging.Filter):
+    """``opentelemetry-instrument`` says "Configuration of configurator not loaded because otel_sentry
+    is set by OTEL_PYTHON_CONFIGURATOR" when we chose otel_sentry over the stock distro: that line,
+    on OpenTelemetry's loader logger only, becomes one that says which distro runs and why."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if str(record.msg).startswith("Configuration of %s not loaded because") and "otel_sentry" in args:
+            record.msg, record.args = CHOSEN_LINE, ()
+        return True
 
 
 def choose_distro(environ: MutableMapping[str, str]) -> None:
@@ -35,6 +54,7 @@ def choose_distro(environ: MutableMapping[str, str]) -> None:
         return
     for name in DISTRO_VARIABLES:
         environ[name] = "otel_sentry"
+    logging.getLogger(_LOADER_LOGGER).addFilter(_SayWhichDistroRuns())
 
 
 def run() -> None:

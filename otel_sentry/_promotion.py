@@ -27,7 +27,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext, StatusCode, TraceFlags
 
-from ._dsc import PROMOTED_ATTRIBUTE, SAMPLE_RATE_ATTRIBUTE
+from ._dsc import promoted_traces
 from ._sampling_metrics import SamplingCounters
 
 ERROR_EVENT = "error_event"
@@ -39,7 +39,9 @@ def _is_local_root(span: ReadableSpan) -> bool:
 
 
 def promoted_copy(span: ReadableSpan) -> ReadableSpan:
-    """span as the export processors accept it: sampled, and saying it was promoted."""
+    """span as the export processors accept it: sampled, its trace noted as promoted for the Sentry
+    bridge (its transaction says rate 1.0, counted once rather than extrapolated); other backends get
+    the span as it was recorded."""
     context = span.context
     assert context is not None
     sampled = SpanContext(
@@ -49,16 +51,13 @@ def promoted_copy(span: ReadableSpan) -> ReadableSpan:
         trace_flags=TraceFlags(context.trace_flags | TraceFlags.SAMPLED),
         trace_state=context.trace_state,
     )
-    attributes = dict(span.attributes or {})
-    attributes[PROMOTED_ATTRIBUTE] = True
-    if SAMPLE_RATE_ATTRIBUTE in attributes:
-        attributes[SAMPLE_RATE_ATTRIBUTE] = 1.0  # counted once, not extrapolated
+    promoted_traces.put(context.trace_id, "1")
     return ReadableSpan(
         name=span.name,
         context=sampled,
         parent=span.parent,
         resource=span.resource,
-        attributes=attributes,
+        attributes=span.attributes,
         events=span.events,
         links=span.links,
         kind=span.kind,

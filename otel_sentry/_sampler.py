@@ -31,7 +31,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
@@ -39,11 +39,11 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, TraceState, get_cur
 from opentelemetry.util.types import Attributes
 
 from ._dsc import (
-    DSC_ATTRIBUTE,
-    SAMPLE_RATE_ATTRIBUTE,
     SamplingFacts,
+    decided_dsc,
     derived_sample_rand,
     facts_from_trace_state,
+    frozen_dscs,
     incoming_trace,
     parse_rand,
     parse_rate,
@@ -177,9 +177,8 @@ class OtelSentrySampler(Sampler):
         else:  # the gate drew it from another trace id: kept explicitly, as downstream SDKs will see it
             state = with_facts(None, SamplingFacts(sample_rate, drawn, transaction))
         decision = self._decision(sampled, sample_rate)
-        if decision is Decision.DROP:
-            return SamplingResult(decision, None, state)
-        return SamplingResult(decision, {**(attributes or {}), SAMPLE_RATE_ATTRIBUTE: sample_rate}, state)
+        # the rate travels in tracestate: the span gets the attributes stock OpenTelemetry gives it
+        return SamplingResult(decision, None if decision is Decision.DROP else attributes, state)
 
     def _decision(self, sampled: bool, local_rate: float) -> Decision:
         if sampled:
@@ -223,25 +222,26 @@ class OtelSentrySampler(Sampler):
             name = dsc.get("transaction")
             facts = SamplingFacts(head_rate, rand, name)
         if decision is None:
-            # deferred upstream: decide here, with the trace's sample_rand, and record our rate
+            # deferred upstream: decide here, with the trace's sample_rand, and record our rate; the DSC
+            # then carries it, frozen or not, as sentry-sdk writes the rate it decided at
             sampled = facts.rand_for(trace_id) < local_rate
-            if facts.sample_rate is None or not incoming or not incoming.frozen:
-                facts = SamplingFacts(local_rate, facts.sample_rand, facts.transaction)
+            facts = SamplingFacts(local_rate, facts.sample_rand, facts.transaction)
         else:
             sampled = bool(decision)
             rule = PARENT_RULE
+            if facts.sample_rate is None and not (incoming is not None and incoming.frozen):
+                # a decision without a DSC (W3C only, sentry-trace without baggage): this process starts
+                # the DSC and, as sentry-sdk does, records the inherited decision as the rate
+                facts = SamplingFacts(1.0 if sampled else 0.0, facts.sample_rand, facts.transaction)
         if count:
             self.counters.decision(sampled, rule)
         state = with_facts(parent.trace_state, facts)
         decision_made = self._decision(sampled, local_rate)
         if decision_made is Decision.DROP:
             return SamplingResult(decision_made, None, state)
-        attrs: dict[str, Any] = dict(attributes or {})
-        if facts.sample_rate is not None:
-            attrs[SAMPLE_RATE_ATTRIBUTE] = facts.sample_rate
-        if incoming is not None and incoming.frozen:
-            attrs[DSC_ATTRIBUTE] = serialize_dsc(incoming.dsc)
-        return SamplingResult(decision_made, attrs, state)
+        if incoming is not None and incoming.frozen:  # for this trace's transactions, not a span attribute
+            frozen_dscs.put(trace_id, serialize_dsc(decided_dsc(incoming, facts)))
+        return SamplingResult(decision_made, attributes, state)
 
     def get_description(self) -> str:
         return (

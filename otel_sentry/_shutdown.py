@@ -67,6 +67,11 @@ def flush_span_processors(timeout: float) -> None:
             flushes.append(logger_flush)
     except ImportError:  # pragma: no cover - the logs API ships with opentelemetry-api
         pass
+    from . import _sentry_logs
+
+    private = _sentry_logs._provider  # Sentry log items from every logger (OTEL_LOGS_EXPORTER=sentry)
+    if private is not None:
+        flushes.append(private.force_flush)
     threads = [threading.Thread(target=flush, name="otel_sentry.flush", daemon=True) for flush in flushes]
     deadline = time.monotonic() + timeout
     for thread in threads:

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from otel_sentry._dsc import Identity, promoted_traces, transaction_sampling
 from otel_sentry._promotion import PromotionProcessor
 from otel_sentry._propagator import SentryPropagator
 from otel_sentry._rules import Rules
@@ -25,6 +26,8 @@ from tests.support import relay
 from tests.support.apps import AppProcess
 
 APPS = Path(__file__).parent / "apps"
+#: what the Sentry bridge alone needs to know about a span; never an attribute other backends see
+BOOKKEEPING = frozenset({"sentry.sample_rate", "sentry.dsc", "otel_sentry.promoted"})
 NEVER = Rules(sampling=(), default_sample_rate=0.000001, full_sampling_environments=frozenset())
 
 
@@ -71,10 +74,14 @@ def test_a_root_ending_in_error_promotes_the_whole_trace() -> None:
     root = p.request(children=3, error=True)
     spans = p.exported()
     assert sorted(s.name for s in spans) == ["GET /x", "child 0", "child 1", "child 2"]
-    assert all(s.context.trace_flags.sampled and s.attributes["otel_sentry.promoted"] for s in spans)
+    assert all(s.context.trace_flags.sampled for s in spans)
+    # promotion is the Sentry bridge's bookkeeping, not an attribute other backends see
+    assert not any(k in BOOKKEEPING for s in spans for k in s.attributes or {})
+    assert promoted_traces.get(root.get_span_context().trace_id) is not None
     assert {s.context.trace_id for s in spans} == {root.get_span_context().trace_id}
     (exported_root,) = [s for s in spans if s.parent is None]
-    assert exported_root.attributes["sentry.sample_rate"] == 1.0  # counted once, not extrapolated
+    rate, _dsc, promoted = transaction_sampling(exported_root, Identity())
+    assert (rate, promoted) == (1.0, True)  # counted once, not extrapolated
     assert exported_root.attributes["http.route"] == "/x"
     assert p.counters.snapshot()["promotions"] == {"error_status": 1}
 
@@ -234,7 +241,7 @@ def test_unsampled_error_traces_are_promoted_to_sentry_and_otlp_and_others_cost_
     # the OTLP backend gets the same traces, complete: every span Sentry got, and the server spans
     spans = receiver.spans()
     assert {s["trace_id"] for s in spans} == error_traces
-    assert all(s["attributes"]["otel_sentry.promoted"] is True for s in spans)
+    assert not any(k in BOOKKEEPING for s in spans for k in s["attributes"])
     by_trace = Counter(s["trace_id"] for s in spans)
     for transaction in transactions:
         assert by_trace[transaction["contexts"]["trace"]["trace_id"]] == len(transaction["spans"]) + 1

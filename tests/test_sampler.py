@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from otel_sentry._dsc import derived_sample_rand, facts_from_trace_state
+from otel_sentry._dsc import derived_sample_rand, facts_from_trace_state, frozen_dscs
 from otel_sentry._propagator import SentryPropagator
 from otel_sentry._rules import Rules
 from otel_sentry._sampler import OtelSentrySampler, parse_sampler_arg, route_of, sampler_factory
@@ -109,15 +109,14 @@ def test_the_decision_is_sample_rand_below_the_rate_and_the_rand_is_sentrys() ->
         assert facts.rand_for(trace_id) == rand
 
 
-def test_sampled_roots_carry_their_rate_and_keep_the_instrumentations_attributes() -> None:
+def test_sampled_roots_keep_the_instrumentations_attributes_and_nothing_more() -> None:
+    # other backends get the span stock OpenTelemetry makes; the rate travels in tracestate
     sampler = OtelSentrySampler(SEEDS, "development")
     result = decide(sampler, {"http.route": "/api/admin/users", "http.request.method": "GET"})
     assert result.decision is Decision.RECORD_AND_SAMPLE
-    assert dict(result.attributes) == {
-        "http.route": "/api/admin/users",
-        "http.request.method": "GET",
-        "sentry.sample_rate": 1.0,
-    }
+    assert dict(result.attributes) == {"http.route": "/api/admin/users", "http.request.method": "GET"}
+    facts = facts_from_trace_state(result.trace_state)
+    assert facts is not None and facts.sample_rate == 1.0
 
 
 def test_development_samples_everything_even_health() -> None:
@@ -223,9 +222,11 @@ def test_a_continued_sentry_trace_keeps_the_heads_rate_and_frozen_context() -> N
     sampler = OtelSentrySampler(SEEDS, "production")
     result = decide(sampler, {"http.route": "/health"}, trace_id=int(TRACE, 16), parent=remote(headers))
     assert result.decision is Decision.RECORD_AND_SAMPLE
-    assert result.attributes["sentry.sample_rate"] == 0.25
-    assert "sentry-public_key=upstream" in result.attributes["sentry.dsc"]
-    assert "other=1" not in result.attributes["sentry.dsc"]
+    assert dict(result.attributes) == {"http.route": "/health"}  # no bookkeeping on the span
+    facts = facts_from_trace_state(result.trace_state)
+    assert facts is not None and facts.sample_rate == 0.25
+    frozen = frozen_dscs.get(int(TRACE, 16))  # kept for the Sentry bridge only
+    assert frozen is not None and "sentry-public_key=upstream" in frozen and "other=1" not in frozen
 
 
 def test_a_parent_context_of_another_trace_is_not_taken_for_the_incoming_one() -> None:
@@ -465,7 +466,7 @@ def test_the_distro_makes_this_sampler_and_both_header_formats_the_default() -> 
 
     env: dict[str, str] = {}
     apply_environment_defaults(env)
-    assert env["OTEL_TRACES_SAMPLER"] == "otel_sentry"
+    assert "OTEL_TRACES_SAMPLER" not in env  # handed to our provider alone, not to every TracerProvider()
     assert env["OTEL_PROPAGATORS"] == "tracecontext,baggage,sentry"
     mine = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_PROPAGATORS": "tracecontext"}
     apply_environment_defaults(mine)

@@ -44,3 +44,17 @@ async def call(request: Request, target: str, fail: int = 0) -> dict[str, Any]:
         response = await client.get(f"{target}/leaf", params={"fail": fail} if fail else None)
     callee = response.json() if response.status_code == 200 else {"status": response.status_code}
     return {"caller": view(request), "callee": callee}
+
+
+@app.get("/sampled/hop")
+@app.get("/unsampled/hop")
+@app.get("/half/hop")
+async def hop(request: Request, via: str = "") -> list[dict[str, Any]]:
+    """A chain of services: this one's view, then those of ``via`` (comma-separated base URLs) in order."""
+    views = [view(request)]
+    if via:
+        first, _, rest = via.partition(",")
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"{first}{request.url.path}", params={"via": rest} if rest else None)
+        views += response.json()
+    return views

@@ -21,14 +21,17 @@ def traces_sampler(sampling_context: dict[str, Any]) -> float:
     if parent is not None:
         return float(parent)
     path = sampling_context.get("asgi_scope", {}).get("path", "")
-    return 1.0 if path.startswith("/sampled/") else 0.0
+    return 1.0 if path.startswith("/sampled/") else 0.5 if path.startswith("/half/") else 0.0
 
 
+# INTEROP_SDK_SAMPLE_RATE: a plain traces_sample_rate instead (sentry-sdk then keeps an incoming
+# decision's sample_rate in the DSC; its traces_sampler pattern above writes 1.0 or 0.0 instead)
+fixed_rate = os.environ.get("INTEROP_SDK_SAMPLE_RATE")
 sentry_sdk.init(
     dsn=os.environ["INTEROP_SENTRY_DSN"],
     environment="interop-sdk",
     release="sdk-service@1.0",
-    traces_sampler=traces_sampler,
+    **({"traces_sample_rate": float(fixed_rate)} if fixed_rate else {"traces_sampler": traces_sampler}),
 )
 app = FastAPI()
 
@@ -64,3 +67,17 @@ async def call(request: Request, target: str, fail: int = 0) -> dict[str, Any]:
         response = await client.get(f"{target}/leaf", params={"fail": fail} if fail else None)
     callee = response.json() if response.status_code == 200 else {"status": response.status_code}
     return {"caller": view(request), "callee": callee}
+
+
+@app.get("/sampled/hop")
+@app.get("/unsampled/hop")
+@app.get("/half/hop")
+async def hop(request: Request, via: str = "") -> list[dict[str, Any]]:
+    """A chain of services: this one's view, then those of ``via`` (comma-separated base URLs) in order."""
+    views = [view(request)]
+    if via:
+        first, _, rest = via.partition(",")
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"{first}{request.url.path}", params={"via": rest} if rest else None)
+        views += response.json()
+    return views
