@@ -224,10 +224,19 @@ def configure_pipeline(
             **_without_unread_metrics(_initialize_components),
         )
         _enable_promotion(promotion, runtime)
+        _scrub_every_signal(_env_checks.warn)
         from opentelemetry import trace
 
         guard_provider_sampler(trace.get_tracer_provider())
         return runtime
+
+
+def _scrub_every_signal(report: Callable[[str], None]) -> None:
+    """The scrubber in front of every log and metric exporter the SDK built (spans already have it)."""
+    from ._scrubbing_signals import scrub_pipeline
+
+    for missed in scrub_pipeline():
+        report(f"cannot put the scrubber in front of {missed}; that exporter may receive secrets")
 
 
 def metrics_unread() -> bool:

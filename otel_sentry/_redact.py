@@ -82,28 +82,144 @@ SAFE_NAMES: tuple[str, ...] = (
     "otel_sentry.user.api_key_hash",
 )
 
+# The last word of a name that says it describes a secret rather than holds one (token_kind,
+# password_length, secret_name, api_key_header): a kind, a size, a place or a flag is not a credential.
+BENIGN_LAST_WORDS: frozenset[str] = frozenset(
+    {
+        "kind",
+        "type",
+        "types",
+        "count",
+        "counts",
+        "len",
+        "length",
+        "size",
+        "limit",
+        "limits",
+        "name",
+        "names",
+        "expires",
+        "expiry",
+        "expiration",
+        "ttl",
+        "url",
+        "uri",
+        "endpoint",
+        "usage",
+        "hint",
+        "policy",
+        "strength",
+        "scope",
+        "scopes",
+        "format",
+        "version",
+        "field",
+        "fields",
+        "header",
+        "enabled",
+        "required",
+        "valid",
+        "present",
+        "exists",
+        "source",
+        "path",
+        "file",
+        "env",
+        "var",
+        "label",
+        "algorithm",
+        "alg",
+        "prefix",
+        "timeout",
+        "status",
+    }
+)
+_CAMEL_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def _describes_a_secret(name: str) -> bool:
+    """True for token_kind, passwordLength, SECRET_NAME: several words, the last one benign."""
+    parts = [part for part in re.split(r"[^A-Za-z0-9]+", name) if part]
+    if not parts:
+        return False
+    last = parts[-1]
+    words = _CAMEL_WORDS.findall(last) if last != last.upper() else [last]
+    return (len(parts) > 1 or len(words) > 1) and words[-1].lower() in BENIGN_LAST_WORDS
+
+
 _URL_USERINFO = re.compile(
     r"(?P<scheme>(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]{0,30}://)(?P<userinfo>[^/@\s\"'<>]{1,512})@"
 )
 _SEP = r"(?:\s*(?:[=:]|%3[dDaA])\s*)"
 # Any name ending in one of these (user_token, db_password, stripe_secret...), but not token counts.
 # Bounded and anchored at the start of a name, so a long run of letters cannot backtrack quadratically.
-_PAIR_KEYS = (
-    r"(?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]{0,40}?"
-    r"(?:password|passwd|pwd|secret|api[_-]?key|apikey|token|credential)"
+_PAIR_NAMES = (
+    r"(?:password|passwd|pwd|passphrase|secret|api[_-]?key|apikey|private[_-]?key|secret[_-]?key"
+    r"|access[_-]?key|token|credentials?|session(?:[_-]?id)?|sessid)"
 )
+_PAIR_KEYS = rf"(?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]{{0,40}}?{_PAIR_NAMES}"
 # Each rule with the literal words one of which any text it matches must contain (case-folded when the
 # rule ignores case): a rule runs only on a text holding one of them. A regex pass over a text costs
 # microseconds per rule; a substring test is a memchr. Together they made a captured error's
 # scrubbing a tenth of what it was (bench/overhead.py).
-_PAIR_WORDS = ("password", "passwd", "pwd", "secret", "api_key", "api-key", "apikey", "token", "credential")
+_PAIR_WORDS = (
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "secret",
+    "api_key",
+    "api-key",
+    "apikey",
+    "private",
+    "access",
+    "token",
+    "credential",
+    "session",
+    "sessid",
+)
+# A value in quotes after a name in quotes or not: dict, dataclass and pydantic reprs
+# ({'password': 'x'}, User(api_key='x')), SQL (WHERE password = 'x', "secret"='x'), YAML, JSON.
+_QUOTED_VALUE = r"""(?:'(?:[^'\\\n]|\\.){0,4096}'|"(?:[^"\\\n]|\\.){0,4096}")"""
+# The value's characters that make it look like a credential rather than a word ("password reset").
+_LOOKS_SECRET = r"(?=[^\s'\",;<>]{0,200}?[0-9!@#$%^&*+/=~])"
+_SPACE_NAMES = (
+    r"(?:password|passwd|passphrase|pwd|secret|api[_ -]?key|apikey|private[_ -]?key|secret[_ -]?key)"
+)
+_HEX_NAMES = r"(?:key|secret|token|password|passwd|signature|apikey|auth)"
+
+
+def _keep_quotes(match: re.Match[str]) -> str:
+    value = match.group(2)
+    return f"{match.group(1)}{value[0]}{REDACTED}{value[-1]}"
+
+
 _VALUE_RULES: tuple[
     tuple[str, re.Pattern[str], Callable[[re.Match[str]], str], tuple[str, ...], bool], ...
 ] = (
     (
+        "pem",
+        re.compile(
+            r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----.{0,20000}?(?:-----END [A-Z ]{0,40}PRIVATE KEY-----|$)",
+            re.S,
+        ),
+        lambda m: REDACTED,
+        ("PRIVATE KEY",),
+        False,
+    ),
+    (
         "json_pair",
         re.compile(rf'(?i)("(?:{_PAIR_KEYS})"\s*:\s*")((?:[^"\\]|\\.)*)(")'),
         lambda m: f"{m.group(1)}{REDACTED}{m.group(3)}",
+        _PAIR_WORDS,
+        True,
+    ),
+    (
+        "quoted_pair",
+        re.compile(
+            rf"""(?i)(['"`]?\b{_PAIR_KEYS}['"`]?(?:{_SEP}|\s+(?:=|==|!=|<>|like|is)\s+))({_QUOTED_VALUE})"""
+        ),
+        _keep_quotes,
         _PAIR_WORDS,
         True,
     ),
@@ -122,6 +238,22 @@ _VALUE_RULES: tuple[
         True,
     ),
     (
+        "hex_key",  # a 32+ hex-digit key after a sensitive name, whatever separates them
+        re.compile(rf"(?i)(\b[A-Za-z0-9_.-]{{0,40}}?{_HEX_NAMES}\b[^A-Za-z0-9\n]{{1,4}})[0-9a-f]{{32,}}\b"),
+        lambda m: f"{m.group(1)}{REDACTED}",
+        ("key", "secret", "token", "password", "passwd", "signature", "auth"),
+        True,
+    ),
+    (
+        "space_pair",  # "password hunter2!", "private key: x" in prose, when the value looks like one
+        re.compile(
+            rf"(?i)\b({_SPACE_NAMES}(?:\s+(?:is|was|to|of|=|:))?\s+){_LOOKS_SECRET}(?!{re.escape(REDACTED)})([^\s'\",;<>]{{6,}})"
+        ),
+        lambda m: f"{m.group(1)}{REDACTED}",
+        ("password", "passwd", "passphrase", "pwd", "secret", "api", "private"),
+        True,
+    ),
+    (
         "jwt",
         re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
         lambda m: REDACTED,
@@ -131,6 +263,19 @@ _VALUE_RULES: tuple[
     (
         "api_key",
         re.compile(r"\b(?:sk|pk|rk)[-_](?:[A-Za-z]{2,8}[-_])?[A-Za-z0-9_-]{16,}"),
+        lambda m: REDACTED,
+        ("sk-", "sk_", "pk-", "pk_", "rk-", "rk_"),
+        False,
+    ),
+    (
+        # glued to the word before it ("keysk-proj-..."): only with a key's mixed case and digits,
+        # so "task-management-service-name" stays
+        "api_key",
+        re.compile(
+            r"(?<=[A-Za-z0-9])(?:sk|pk|rk)[-_](?:[A-Za-z]{2,8}[-_])?"
+            r"(?=[A-Za-z0-9_-]{0,200}?[0-9])(?=[A-Za-z0-9_-]{0,200}?[A-Z])(?=[A-Za-z0-9_-]{0,200}?[a-z])"
+            r"[A-Za-z0-9_-]{16,}"
+        ),
         lambda m: REDACTED,
         ("sk-", "sk_", "pk-", "pk_", "rk-", "rk_"),
         False,
@@ -231,6 +376,7 @@ class Scrubber:
                 lowered not in self.safe
                 and last not in self.safe
                 and any(part in lowered for part in self.name_parts)
+                and not _describes_a_secret(name)
             )
             if len(self._name_cache) < 10_000:
                 self._name_cache[name] = cached
@@ -301,8 +447,14 @@ class Scrubber:
         if depth > 20:
             return value
         if isinstance(value, dict):
-            result = {}
+            result: dict[Any, Any] = {}
             for key, item in value.items():
+                if isinstance(key, str) and len(key) >= 8:
+                    clean_key = self.scrub_text(key)  # a key can be a secret itself ({'sk-...': 1})
+                    if clean_key is not key:
+                        if found is not None:
+                            found.add(_dotted((path, "[key]")))
+                        key = _unique_key(result, clean_key)
                 if (
                     isinstance(key, str)
                     and self.is_sensitive_name(key)
@@ -334,6 +486,15 @@ class Scrubber:
             name = name[1:]
         name = name.strip("'\"")
         return bool(name) and is_sensitive_header(name)
+
+
+def _unique_key(taken: Mapping[str, Any], key: str) -> str:
+    """key, numbered when two redacted keys would collide ([REDACTED], [REDACTED] 2)."""
+    candidate, number = key, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{key} {number}"
+    return candidate
 
 
 def _dotted(path: Any) -> str:
