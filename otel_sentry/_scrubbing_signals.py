@@ -216,6 +216,13 @@ def _walk(node: Any, scrubbed: bool, depth: int = 0) -> Iterator[tuple[Any, Any,
             yield from _walk(child, through, depth + 1)
 
 
+def _metric_readers(provider: Any) -> Optional[Sequence[Any]]:
+    readers = getattr(provider, "_metric_readers", None)  # opentelemetry-sdk >= 1.4x
+    if readers is None:
+        readers = getattr(getattr(provider, "_sdk_config", None), "metric_readers", None)
+    return readers
+
+
 def _providers() -> dict[str, Any]:
     from opentelemetry import metrics, trace
     from opentelemetry._logs import get_logger_provider
@@ -223,9 +230,7 @@ def _providers() -> dict[str, Any]:
     return {
         "traces": getattr(trace.get_tracer_provider(), "_active_span_processor", None),
         "logs": getattr(get_logger_provider(), "_multi_log_record_processor", None),
-        "metrics": getattr(
-            getattr(metrics.get_meter_provider(), "_sdk_config", None), "metric_readers", None
-        ),
+        "metrics": _metric_readers(metrics.get_meter_provider()),
     }
 
 
