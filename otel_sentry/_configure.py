@@ -96,7 +96,10 @@ def validate_exporter_names(
         valid: list[str] = []
         for name in names:
             resolved = _OTLP_BY_PROTOCOL.get(protocol) if name == "otlp" else name
-            if resolved in available and name not in valid:
+            if name in valid:
+                report(f"invalid {var}={raw!r}: {name!r} is listed twice; using it once")
+                continue
+            if resolved in available:
                 valid.append(name)
                 continue
             hint = (
@@ -161,11 +164,12 @@ def configure_pipeline(
         from ._diagnostics import install as keep_our_warnings_visible
 
         keep_our_warnings_visible()
-        apply_environment_defaults()
         # Strict mode collects every problem and raises once; otherwise each is one warning line and
         # the variable is rewritten to its safe value before the SDK reads it.
         problems: list[str] = []
         report = problems.append if strict_requested() else _env_checks.warn
+        _check_standard_variables(report)  # before the defaults: a blank value is an unset one
+        apply_environment_defaults()
         if os.environ.get("OTEL_CONFIG_FILE"):
             report(
                 "OTEL_CONFIG_FILE is set but otel_sentry builds the pipeline from environment "
@@ -229,6 +233,14 @@ def configure_pipeline(
 
         guard_provider_sampler(trace.get_tracer_provider())
         return runtime
+
+
+def _check_standard_variables(report: Callable[[str], None]) -> None:
+    from ._env_standard import check_standard_variables, writable_inbox
+    from ._settings import SETTINGS, _default_inbox_dir
+
+    check_standard_variables(os.environ, report, tuple(v for s in SETTINGS for v in s.env))
+    writable_inbox(os.environ, report, _default_inbox_dir())
 
 
 def _scrub_every_signal(report: Callable[[str], None]) -> None:
