@@ -272,16 +272,21 @@ def capture_error(
     ``context_type`` names the context (``provider``, ``database``, ...) and sets ``error_category``
     (``provider_error``, ...) unless ``tags`` has one. ``level``: fatal, error, warning, info, debug.
     """
-    user_tags = dict(tags) if isinstance(tags, Mapping) else {}
+    try:
+        user_tags = dict(tags) if isinstance(tags, Mapping) else {}
+        # any object may come in: its str() may raise or never return (guarded, bounded)
+        context_name = _sanitize.safe_str(context_type, 64) if context_type is not None else None
+    except Exception:
+        user_tags, context_name = {}, None
     category = None
-    if context_type and "error_category" not in user_tags:
-        name = str(context_type).strip().lower()
+    if context_name and "error_category" not in user_tags:
+        name = context_name.strip().lower()
         category = _CATEGORY_OF_CONTEXT.get(name, f"{name}_error")
     return record(
         exception,
         helper="capture_error",
         category=category,
-        context_name=str(context_type) if context_type else None,
+        context_name=context_name or None,
         context=context_data,
         tags=user_tags,
         level=level,
