@@ -351,6 +351,7 @@ def _scrub_card(match: re.Match[str]) -> str:
     return REDACTED if ok else match.group(0)
 
 
+_MAX_BASE64_BLOB = 64 * 1024
 _CLEAN_TEXTS_BUDGET = 1_000_000  # characters remembered, about 1 MB
 _CLEAN_TEXT_MAX_LENGTH = 64_000
 
@@ -422,6 +423,8 @@ class Scrubber:
 
     def _scrub_base64(self, match: re.Match[str], found: Optional[set[str]]) -> str:
         blob = match.group(0)
+        if len(blob) > _MAX_BASE64_BLOB:  # a file, not an encoded credential: not decoded
+            return blob
         for decode in (base64.b64decode, base64.urlsafe_b64decode):
             try:
                 decoded = decode(blob + "=" * (-len(blob) % 4)).decode("utf-8")

@@ -452,3 +452,18 @@ def test_hostile_arguments_still_produce_one_event_each(
     assert 0 < len(values[3]["value"]) <= _sanitize.MAX_MESSAGE
     for event in received.values():
         relay.assert_valid(event)
+
+
+def test_a_huge_local_is_kept_cut_between_words(runtime: Runtime, sentry_ingest: SentryIngest) -> None:
+    def fails(huge: str) -> None:
+        raise ValueError("x")
+
+    try:
+        fails("word " * 2_000_000 + "sk-proj-Zq8WmX2vLr5TnB7yKc4HdJ9p")
+    except ValueError as exc:
+        event_id = otel_sentry.capture_error(exc)
+    (event,) = [e for e in events(sentry_ingest, runtime, 1) if e["event_id"] == event_id]
+    frames = event["exception"]["values"][-1]["stacktrace"]["frames"]
+    (kept,) = [f["vars"]["huge"] for f in frames if "huge" in (f.get("vars") or {})]
+    assert kept.startswith("'word word") and len(kept) <= _sanitize.MAX_STRING + 8
+    assert "Zq8WmX2v" not in json.dumps(event)
