@@ -180,18 +180,26 @@ _PAIR_WORDS = (
 )
 # A value in quotes after a name in quotes or not: dict, dataclass and pydantic reprs
 # ({'password': 'x'}, User(api_key='x')), SQL (WHERE password = 'x', "secret"='x'), YAML, JSON.
-_QUOTED_VALUE = r"""(?:'(?:[^'\\\n]|\\.){0,4096}'|"(?:[^"\\\n]|\\.){0,4096}")"""
+_QUOTED_VALUE = (  # also quoted with escaped quotes, as a repr of a text holding it shows them
+    r"(?:\\'[^'\\\n]{0,4096}\\'"
+    r'|\\"[^"\\\n]{0,4096}\\"'
+    r"|'(?:[^'\\\n]|\\.){0,4096}'"
+    r'|"(?:[^"\\\n]|\\.){0,4096}")'
+)
 # The value's characters that make it look like a credential rather than a word ("password reset").
 _LOOKS_SECRET = r"(?=[^\s'\",;<>]{0,200}?[0-9!@#$%^&*+/=~])"
 _SPACE_NAMES = (
-    r"(?:password|passwd|passphrase|pwd|secret|api[_ -]?key|apikey|private[_ -]?key|secret[_ -]?key)"
+    r"(?<![A-Za-z0-9])[A-Za-z0-9_.-]{0,40}?"
+    r"(?:password|passwd|passphrase|pwd|secret|api[_ -]?key|apikey|private[_ -]?key|secret[_ -]?key"
+    r"|session[_ -]?id|sessid)"
 )
-_HEX_NAMES = r"(?:key|secret|token|password|passwd|signature|apikey|auth)"
+_HEX_NAMES = r"(?:key|secret|token|password|passwd|signature|apikey|auth|sessionid|session_id|sessid)"
 
 
 def _keep_quotes(match: re.Match[str]) -> str:
     value = match.group(2)
-    return f"{match.group(1)}{value[0]}{REDACTED}{value[-1]}"
+    quote = 2 if value.startswith("\\") else 1
+    return f"{match.group(1)}{value[:quote]}{REDACTED}{value[-quote:]}"
 
 
 _VALUE_RULES: tuple[
@@ -241,21 +249,21 @@ _VALUE_RULES: tuple[
         "hex_key",  # a 32+ hex-digit key after a sensitive name, whatever separates them
         re.compile(rf"(?i)(\b[A-Za-z0-9_.-]{{0,40}}?{_HEX_NAMES}\b[^A-Za-z0-9\n]{{1,4}})[0-9a-f]{{32,}}\b"),
         lambda m: f"{m.group(1)}{REDACTED}",
-        ("key", "secret", "token", "password", "passwd", "signature", "auth"),
+        ("key", "secret", "token", "password", "passwd", "signature", "auth", "sessid", "session"),
         True,
     ),
     (
         "space_pair",  # "password hunter2!", "private key: x" in prose, when the value looks like one
         re.compile(
-            rf"(?i)\b({_SPACE_NAMES}(?:\s+(?:is|was|to|of|=|:))?\s+){_LOOKS_SECRET}(?!{re.escape(REDACTED)})([^\s'\",;<>]{{6,}})"
+            rf"(?i)({_SPACE_NAMES}(?:\s+(?:is|was|to|of|=|:))?\s+){_LOOKS_SECRET}(?!{re.escape(REDACTED)})([^\s'\",;<>]{{6,}})"
         ),
         lambda m: f"{m.group(1)}{REDACTED}",
-        ("password", "passwd", "passphrase", "pwd", "secret", "api", "private"),
+        ("password", "passwd", "passphrase", "pwd", "secret", "api", "private", "session", "sessid"),
         True,
     ),
     (
         "jwt",
-        re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+        re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
         lambda m: REDACTED,
         ("eyJ",),
         False,
@@ -287,7 +295,13 @@ _VALUE_RULES: tuple[
         ("_live_", "_test_", "_prod_"),
         False,
     ),
-    ("aws_key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), lambda m: REDACTED, ("AKIA", "ASIA"), False),
+    (
+        "aws_key",
+        re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"),
+        lambda m: REDACTED,
+        ("AKIA", "ASIA"),
+        False,
+    ),
     ("url_userinfo", _URL_USERINFO, lambda m: f"{m.group('scheme')}{REDACTED}@", ("://",), False),
 )
 _CARD = re.compile(r"(?<![\w.])(?:\d(?:[ +-]|%20)?){12,18}\d(?![\w.])")  # not inside ids (hex trace ids)
@@ -407,10 +421,30 @@ class Scrubber:
                     found.add("card")
         if len(text) >= 24 and _has_base64_run(text):
             text = _BASE64.sub(lambda m: self._scrub_base64(m, found), text)
+        if "%" in text:
+            text = self._scrub_percent_encoded(text, found)
         if text == original:
             self._remember_clean(original)
             return original
         return text
+
+    def _scrub_percent_encoded(self, text: str, found: Optional[set[str]]) -> str:
+        """A text URL-encoded whole (a query value, a logged URL): quotes and spaces are %27, %22,
+        %20, so the pair rules see no pair. The decoded text is scrubbed; when it held a credential
+        the decoded, scrubbed text replaces the encoded one."""
+        try:
+            decoded = urllib.parse.unquote(text, errors="strict")
+        except UnicodeDecodeError:
+            decoded = urllib.parse.unquote(text)
+        if decoded == text or "%" in decoded and decoded.count("%") >= text.count("%"):
+            return text
+        inner: set[str] = set()
+        scrubbed = self.scrub_text(decoded, inner)
+        if scrubbed == decoded:
+            return text
+        if found is not None:
+            found.add("url_encoded")
+        return scrubbed
 
     def _remember_clean(self, text: str) -> None:
         """Remember a clean text (a stack trace too: the same error repeats, with the same text)."""
@@ -476,7 +510,7 @@ class Scrubber:
                 # (name, value) pairs, e.g. raw ASGI headers [(b'x-api-key', b'...')] in frame locals
                 if found is not None:
                     found.add(_dotted(path) or "value")
-                return [value[0], REDACTED]
+                return [self.scrub(value[0], found, path, depth + 1), REDACTED]
             return [self.scrub(item, found, path, depth + 1) for item in value]
         return value
 
@@ -488,7 +522,10 @@ class Scrubber:
         if name[:2] in ("b'", 'b"'):
             name = name[1:]
         name = name.strip("'\"")
-        return bool(name) and is_sensitive_header(name)
+        return bool(name) and _HEADER_NAME.fullmatch(name) is not None and is_sensitive_header(name)
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def _unique_key(taken: Mapping[str, Any], key: str) -> str:
