@@ -436,7 +436,7 @@ class Scrubber:
             decoded = urllib.parse.unquote(text, errors="strict")
         except UnicodeDecodeError:
             decoded = urllib.parse.unquote(text)
-        if decoded == text or "%" in decoded and decoded.count("%") >= text.count("%"):
+        if decoded == text or ("%" in decoded and decoded.count("%") >= text.count("%")):
             return text
         inner: set[str] = set()
         scrubbed = self.scrub_text(decoded, inner)
