@@ -44,6 +44,9 @@ _ENTRY_POINTS = {
     "OTEL_PYTHON_ID_GENERATOR": "opentelemetry_id_generator",
     "OTEL_PYTHON_TRACER_PROVIDER": "opentelemetry_tracer_provider",
     "OTEL_PYTHON_METER_PROVIDER": "opentelemetry_meter_provider",
+    "OTEL_PYTHON_TRACER_CONFIGURATOR": "_opentelemetry_tracer_configurator",
+    "OTEL_PYTHON_METER_CONFIGURATOR": "_opentelemetry_meter_configurator",
+    "OTEL_PYTHON_LOGGER_CONFIGURATOR": "_opentelemetry_logger_configurator",
 }
 # Non-blank values these have their own checks for (_env_checks, the exporter names, the settings).
 _CHECKED_ELSEWHERE = (
