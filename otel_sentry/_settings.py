@@ -131,24 +131,28 @@ def _default_inbox_dir() -> Path:
 _RESTRICTED = ("\n", "\r", "\t", "\x0b", "\x0c", "/", "\\")
 
 
+def _restricted(value: str) -> bool:
+    return any(c in _RESTRICTED or ord(c) < 32 or ord(c) == 127 for c in value)
+
+
 def _parse_environment(raw: str) -> str | None:
     """What Sentry's normalizer keeps (Relay discards other values, and with them the event's
-    environment): at most 64 characters, no line breaks, tabs or slashes, not "None"."""
+    environment): at most 64 characters, no control characters or slashes, not "None", "." or ".."."""
     value = raw.strip()
     if not value:
         return None
-    if len(value) > 64 or any(c in value for c in _RESTRICTED) or value == "None":
+    if len(value) > 64 or _restricted(value) or value in ("None", ".", ".."):
         raise ValueError(raw)
     return value
 
 
 def _parse_release(raw: str) -> str | None:
-    """What Sentry's normalizer keeps: at most 200 characters, no line breaks, tabs or slashes, not
+    """What Sentry's normalizer keeps: at most 200 characters, no control characters or slashes, not
     ".", ".." or "latest"."""
     value = raw.strip()
     if not value:
         return None
-    if len(value) > 200 or any(c in value for c in _RESTRICTED) or value.lower() in (".", "..", "latest"):
+    if len(value) > 200 or _restricted(value) or value.lower() in (".", "..", "latest"):
         raise ValueError(raw)
     return value
 
@@ -219,7 +223,7 @@ SETTINGS: tuple[Setting, ...] = (
         ("SENTRY_ENVIRONMENT",),
         _parse_environment,
         "production",
-        "at most 64 characters, no line breaks, tabs or slashes",
+        "at most 64 characters, no control characters or slashes",
         "Sentry environment. Falls back to deployment.environment(.name) in OTEL_RESOURCE_ATTRIBUTES.",
     ),
     Setting(
@@ -227,7 +231,7 @@ SETTINGS: tuple[Setting, ...] = (
         ("SENTRY_RELEASE",),
         _parse_release,
         None,
-        "at most 200 characters, no line breaks, tabs or slashes, not '.', '..' or 'latest'",
+        "at most 200 characters, no control characters or slashes, not '.', '..' or 'latest'",
         "Sentry release. Falls back to service.version in OTEL_RESOURCE_ATTRIBUTES.",
     ),
     Setting(

@@ -23,6 +23,7 @@ from otel_sentry._rules import load_rules
 from otel_sentry._settings import SETTINGS, Settings, load_settings
 from otel_sentry._spool import open_spool
 from otel_sentry.testing import OtlpReceiver, SentryIngest
+from tests.support import relay
 from tests.support.apps import AppProcess, probe
 
 APPS = Path(__file__).parent / "apps"
@@ -617,3 +618,40 @@ def test_the_app_serves_every_request_unchanged_with_every_variable_bad_at_once(
     assert statuses == _EXPECTED, output[-3000:]
     assert "Failed to auto initialize" not in output
     assert "x" * 10_000 not in output
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "production",
+        "my env",
+        "prod\nstaging",
+        "a/b",
+        "a\\b",
+        "tab\there",
+        "None",
+        "latest",
+        ".",
+        "..",
+        "ctrl\x7f",
+        "x" * 64,
+        "x" * 65,
+        "y" * 200,
+        "y" * 201,
+        "v1.2.3+build.4",
+        "äöü",
+    ],
+)
+def test_environment_and_release_are_accepted_exactly_when_sentrys_normalizer_keeps_them(value: str) -> None:
+    """Relay's StoreNormalizer is the oracle: a value it would discard is refused at start-up."""
+    from otel_sentry._settings import _parse_environment, _parse_release
+
+    normalized = relay.normalize(
+        {"event_id": "a" * 32, "environment": value, "release": value, "message": "m"}
+    )
+    for parse, field in ((_parse_environment, "environment"), (_parse_release, "release")):
+        try:
+            accepted = parse(value) == value
+        except ValueError:
+            accepted = False
+        assert accepted == (normalized.get(field) == value), (field, value)
