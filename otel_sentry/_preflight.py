@@ -1,5 +1,7 @@
 """Runs at interpreter start (``otel_sentry_preflight.pth``), only in a process that
-``opentelemetry-instrument`` starts or with any ``OTEL_*`` variable set. Things no entry point
+``opentelemetry-instrument`` starts, or when ``OTEL_PROPAGATORS`` or ``OTEL_PYTHON_CONTEXT`` is set or
+an ``OTEL_*`` variable is blank or huge (the test is one pass over the environment, so other processes
+pay nothing). Things no entry point
 can do, because they must happen before OpenTelemetry's own start-up code runs:
 
 **Which distro.** ``opentelemetry-instrument`` loads the *first* ``opentelemetry_distro`` and

@@ -181,6 +181,10 @@ _CHILD_ATTRIBUTES = (
     "delegate",
     "wrapped",
     "_wrapped",
+    "inner",
+    "_inner",
+    "wrapped_exporter",
+    "_wrapped_exporter",
 )
 _MULTI_ATTRIBUTES = ("_span_processors", "_log_record_processors", "processors")
 
