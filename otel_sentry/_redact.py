@@ -304,6 +304,17 @@ _VALUE_RULES: tuple[
     ),
     ("url_userinfo", _URL_USERINFO, lambda m: f"{m.group('scheme')}{REDACTED}@", ("://",), False),
 )
+# Second gates for the rules whose regex tries a name prefix at every position (tens of microseconds
+# on a text that merely mentions "session"): one cheap pass that any text they match must pass.
+_PREFILTERS: dict[str, re.Pattern[str]] = {  # searched in the case-folded text: no (?i), much faster
+    "space_pair": re.compile(
+        r"(?:password|passwd|passphrase|pwd|secret|api[_ -]?key|apikey|private[_ -]?key|session[_ -]?id"
+        r"|sessid)(?:\s+(?:is|was|to|of|=|:))?\s+\S{6}"
+    ),
+    "hex_key": re.compile(r"[0-9a-f]{32}"),
+    "pair": re.compile(rf"{_PAIR_NAMES}{_SEP}"),
+    "quoted_pair": re.compile(rf"""{_PAIR_NAMES}['"`]?(?:{_SEP}|\s+(?:=|==|!=|<>|like|is)\s+)\\?['"]"""),
+}
 _CARD = re.compile(r"(?<![\w.])(?:\d(?:[ +-]|%20)?){12,18}\d(?![\w.])")  # not inside ids (hex trace ids)
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{24,}={0,2}")
 # Gates for the two rules without a literal word, on the text's bytes (bytes.translate is one C pass;
@@ -406,6 +417,9 @@ class Scrubber:
         for rule, pattern, replace, words, ignores_case in _VALUE_RULES:
             haystack = lowered if ignores_case else text
             if not any(word in haystack for word in words):
+                continue
+            prefilter = _PREFILTERS.get(rule)
+            if prefilter is not None and prefilter.search(lowered) is None:
                 continue
             new = pattern.sub(replace, text)
             if new != text:
