@@ -97,7 +97,10 @@ def validate_exporter_names(
         valid: list[str] = []
         for name in names:
             resolved = _OTLP_BY_PROTOCOL.get(protocol) if name == "otlp" else name
-            if resolved in available and name not in valid:
+            if name in valid:
+                report(f"invalid {var}={raw!r}: {name!r} is listed twice; using it once")
+                continue
+            if resolved in available:
                 valid.append(name)
                 continue
             hint = (
@@ -183,14 +186,15 @@ def configure_pipeline(
         from ._diagnostics import install as keep_our_warnings_visible
 
         keep_our_warnings_visible()
-        apply_environment_defaults()
-        from ._payload_limits import apply_defaults as bound_payloads
-
-        bound_payloads()  # before the SDK builds its providers, which read the limits
         # Strict mode collects every problem and raises once; otherwise each is one warning line and
         # the variable is rewritten to its safe value before the SDK reads it.
         problems: list[str] = []
         report = problems.append if strict_requested() else _env_checks.warn
+        _check_standard_variables(report)  # before the defaults: a blank value is an unset one
+        apply_environment_defaults()
+        from ._payload_limits import apply_defaults as bound_payloads
+
+        bound_payloads()  # before the SDK builds its providers, which read the limits
         if os.environ.get("OTEL_CONFIG_FILE"):
             report(
                 "OTEL_CONFIG_FILE is set but otel_sentry builds the pipeline from environment "
@@ -258,21 +262,19 @@ def configure_pipeline(
             **_without_unread_metrics(_initialize_components),
         )
         _enable_promotion(promotion, runtime)
-        from opentelemetry._logs import get_logger_provider
-
-        from ._payload_limits import bound_log_bodies
-
-        bound_log_bodies(get_logger_provider())  # log bodies: the SDK bounds attributes only
         from opentelemetry import trace
         from opentelemetry._logs import get_logger_provider
 
         from ._export_losses import wrap_log_exporters
+        from ._payload_limits import bound_log_bodies
 
-        wrap_log_exporters(get_logger_provider())  # log records lost to a backend are counted too
+        logs = get_logger_provider()
+        bound_log_bodies(logs)  # log bodies: the SDK bounds attributes only
+        _scrub_every_signal(_env_checks.warn)
+        wrap_log_exporters(logs)  # log records lost to a backend are counted too
         if runtime is not None and "sentry" in exporters["logs"]:
-            _sentry_log_items(
-                runtime
-            )  # after the SDK's providers: flushed at exit before they close the bridge
+            # after the SDK's providers: flushed at exit before they close the bridge
+            _sentry_log_items(runtime)
 
         guard_provider_sampler(trace.get_tracer_provider())
         return runtime
@@ -293,6 +295,22 @@ def _default_sampler() -> Any:
     from ._sampler import sampler_factory
 
     return sampler_factory(os.environ.get("OTEL_TRACES_SAMPLER_ARG"))
+
+
+def _check_standard_variables(report: Callable[[str], None]) -> None:
+    from ._env_standard import check_standard_variables, writable_inbox
+    from ._settings import SETTINGS, _default_inbox_dir
+
+    check_standard_variables(os.environ, report, tuple(v for s in SETTINGS for v in s.env))
+    writable_inbox(os.environ, report, _default_inbox_dir())
+
+
+def _scrub_every_signal(report: Callable[[str], None]) -> None:
+    """The scrubber in front of every log and metric exporter the SDK built (spans already have it)."""
+    from ._scrubbing_signals import scrub_pipeline
+
+    for missed in scrub_pipeline():
+        report(f"cannot put the scrubber in front of {missed}; that exporter may receive secrets")
 
 
 def metrics_unread() -> bool:

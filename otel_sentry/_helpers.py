@@ -15,6 +15,7 @@ most one warning line per kind of problem.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from collections.abc import Iterator, Mapping
 from types import TracebackType
@@ -100,14 +101,44 @@ def _unprintable(exc: BaseException) -> bool:
     return any(not _sanitize.str_returns(member) for member in _capture.exception_chain(exc))
 
 
-def _printable_stand_in(exc: BaseException) -> BaseException:
-    """Same type name and traceback, a message that needs no str() of the original."""
+def _printable_stand_in(exc: BaseException, reason: Optional[str] = None) -> BaseException:
+    """Same type name and traceback, a message that needs no str() of the original (nor any
+    attribute of it: its own ``__getattribute__`` may raise)."""
     cls = type(exc)
     stand_in_type = type(cls.__name__, (Exception,), {"__module__": cls.__module__})
     stand_in: BaseException = stand_in_type(
-        f"<{cls.__qualname__}: str() did not return within {_sanitize.REPR_TIMEOUT}s>"
+        f"<{cls.__qualname__}: {reason or f'str() did not return within {_sanitize.REPR_TIMEOUT}s'}>"
     )
-    return stand_in.with_traceback(exc.__traceback__)
+    return stand_in.with_traceback(BaseException.__traceback__.__get__(exc))  # type: ignore[union-attr]
+
+
+def _bounded(exc: BaseException) -> BaseException:
+    """exc, or a copy of it whose too-long arguments are cut: an event keeps at most
+    ``MAX_MESSAGE`` characters of a message, and every step after this one (classification,
+    grouping, the span's exception event) would otherwise scan all of a 50 MB message. Same type
+    (classification and grouping see it), same traceback and chain. Only exceptions whose str() is
+    the built-in one over their arguments: that is what makes the cut arguments the cut message."""
+    limit = _sanitize.MAX_MESSAGE * 2
+    try:
+        args = exc.args
+        if not any(isinstance(a, (str, bytes, bytearray)) and len(a) > limit for a in args):
+            return exc
+        if not _sanitize.exception_str_is_safe(exc) and type(exc).__str__ is not BaseException.__str__:
+            return exc
+        clone = copy.copy(exc)
+        clone.args = tuple(
+            _sanitize.clip(a, limit)
+            if isinstance(a, str)
+            else a[:limit]
+            if isinstance(a, (bytes, bytearray))
+            else a
+            for a in args
+        )
+        clone.__cause__, clone.__context__ = exc.__cause__, exc.__context__
+        clone.__suppress_context__ = exc.__suppress_context__
+        return clone.with_traceback(exc.__traceback__)
+    except Exception:  # an exception that cannot be copied is captured as it is
+        return exc
 
 
 @contextlib.contextmanager
@@ -211,7 +242,14 @@ def _record(
 ) -> Optional[str]:
     exc = exception if isinstance(exception, BaseException) else _stand_in(exception, helper)
     original = exc
-    if _unprintable(exc):
+    exc = _bounded(exc)
+    try:
+        unprintable = _unprintable(exc)
+    except Exception:  # reading the exception's own attributes raises: its type and traceback remain
+        warn_once("unreadable", "%s(): a %s raises when read; sent by type only", helper, type(exc).__name__)
+        exc = _printable_stand_in(exc, "its attributes raise when read")
+        unprintable = False
+    if unprintable:
         warn_once(
             "unprintable",
             "%s(): str() of a %s does not return; sent without its message",
@@ -247,7 +285,8 @@ def _record(
                 status_code=status_code,
             )
             if exc is not original:
-                _capture._mark_captured(original, original.__traceback__)
+                with contextlib.suppress(Exception):  # an unreadable original cannot be marked
+                    _capture._mark_captured(original, BaseException.__traceback__.__get__(original))  # type: ignore[union-attr]
         if span.is_recording():
             attributes: dict[str, Any] = {"exception.escaped": False}
             attributes.update({NS + key: value for key, value in clean_tags.items()})
@@ -272,16 +311,21 @@ def capture_error(
     ``context_type`` names the context (``provider``, ``database``, ...) and sets ``error_category``
     (``provider_error``, ...) unless ``tags`` has one. ``level``: fatal, error, warning, info, debug.
     """
-    user_tags = dict(tags) if isinstance(tags, Mapping) else {}
+    try:
+        user_tags = dict(tags) if isinstance(tags, Mapping) else {}
+        # any object may come in: its str() may raise or never return (guarded, bounded)
+        context_name = _sanitize.safe_str(context_type, 64) if context_type is not None else None
+    except Exception:
+        user_tags, context_name = {}, None
     category = None
-    if context_type and "error_category" not in user_tags:
-        name = str(context_type).strip().lower()
+    if context_name and "error_category" not in user_tags:
+        name = context_name.strip().lower()
         category = _CATEGORY_OF_CONTEXT.get(name, f"{name}_error")
     return record(
         exception,
         helper="capture_error",
         category=category,
-        context_name=str(context_type) if context_type else None,
+        context_name=context_name or None,
         context=context_data,
         tags=user_tags,
         level=level,

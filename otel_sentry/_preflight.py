@@ -1,5 +1,7 @@
 """Runs at interpreter start (``otel_sentry_preflight.pth``), only in a process that
-``opentelemetry-instrument`` starts or when ``OTEL_PROPAGATORS`` is set. Two things no entry point
+``opentelemetry-instrument`` starts, or when ``OTEL_PROPAGATORS`` or ``OTEL_PYTHON_CONTEXT`` is set or
+an ``OTEL_*`` variable is blank or huge (the test is one pass over the environment, so other processes
+pay nothing). Things no entry point
 can do, because they must happen before OpenTelemetry's own start-up code runs:
 
 **Which distro.** ``opentelemetry-instrument`` loads the *first* ``opentelemetry_distro`` and
@@ -60,9 +62,15 @@ def choose_distro(environ: MutableMapping[str, str]) -> None:
 def run() -> None:
     try:
         choose_distro(os.environ)
+        from ._env_checks import warn
+        from ._env_standard import check_standard_variables
+
+        # The SDK reads some variables when first imported (the context, span limits, propagators),
+        # before any distro code runs: blank, huge and garbage values are dropped here, once.
+        check_standard_variables(os.environ, warn)
         if not os.environ.get("OTEL_PROPAGATORS"):
             return
-        from ._env_checks import check_propagators, warn
+        from ._env_checks import check_propagators
         from ._settings import _parse_bool
 
         try:

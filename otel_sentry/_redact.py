@@ -82,28 +82,152 @@ SAFE_NAMES: tuple[str, ...] = (
     "otel_sentry.user.api_key_hash",
 )
 
+# The last word of a name that says it describes a secret rather than holds one (token_kind,
+# password_length, secret_name, api_key_header): a kind, a size, a place or a flag is not a credential.
+BENIGN_LAST_WORDS: frozenset[str] = frozenset(
+    {
+        "kind",
+        "type",
+        "types",
+        "count",
+        "counts",
+        "len",
+        "length",
+        "size",
+        "limit",
+        "limits",
+        "name",
+        "names",
+        "expires",
+        "expiry",
+        "expiration",
+        "ttl",
+        "url",
+        "uri",
+        "endpoint",
+        "usage",
+        "hint",
+        "policy",
+        "strength",
+        "scope",
+        "scopes",
+        "format",
+        "version",
+        "field",
+        "fields",
+        "header",
+        "enabled",
+        "required",
+        "valid",
+        "present",
+        "exists",
+        "source",
+        "path",
+        "file",
+        "env",
+        "var",
+        "label",
+        "algorithm",
+        "alg",
+        "prefix",
+        "timeout",
+        "status",
+    }
+)
+_CAMEL_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def _describes_a_secret(name: str) -> bool:
+    """True for token_kind, passwordLength, SECRET_NAME: several words, the last one benign."""
+    parts = [part for part in re.split(r"[^A-Za-z0-9]+", name) if part]
+    if not parts:
+        return False
+    last = parts[-1]
+    words = _CAMEL_WORDS.findall(last) if last != last.upper() else [last]
+    return (len(parts) > 1 or len(words) > 1) and words[-1].lower() in BENIGN_LAST_WORDS
+
+
 _URL_USERINFO = re.compile(
     r"(?P<scheme>(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]{0,30}://)(?P<userinfo>[^/@\s\"'<>]{1,512})@"
 )
 _SEP = r"(?:\s*(?:[=:]|%3[dDaA])\s*)"
 # Any name ending in one of these (user_token, db_password, stripe_secret...), but not token counts.
 # Bounded and anchored at the start of a name, so a long run of letters cannot backtrack quadratically.
-_PAIR_KEYS = (
-    r"(?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]{0,40}?"
-    r"(?:password|passwd|pwd|secret|api[_-]?key|apikey|token|credential)"
+_PAIR_NAMES = (
+    r"(?:password|passwd|pwd|passphrase|secret|api[_-]?key|apikey|private[_-]?key|secret[_-]?key"
+    r"|access[_-]?key|token|credentials?|session(?:[_-]?id)?|sessid)"
 )
+_PAIR_KEYS = rf"(?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]{{0,40}}?{_PAIR_NAMES}"
 # Each rule with the literal words one of which any text it matches must contain (case-folded when the
 # rule ignores case): a rule runs only on a text holding one of them. A regex pass over a text costs
 # microseconds per rule; a substring test is a memchr. Together they made a captured error's
 # scrubbing a tenth of what it was (bench/overhead.py).
-_PAIR_WORDS = ("password", "passwd", "pwd", "secret", "api_key", "api-key", "apikey", "token", "credential")
+_PAIR_WORDS = (
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "secret",
+    "api_key",
+    "api-key",
+    "apikey",
+    "private",
+    "access",
+    "token",
+    "credential",
+    "session",
+    "sessid",
+)
+# A value in quotes after a name in quotes or not: dict, dataclass and pydantic reprs
+# ({'password': 'x'}, User(api_key='x')), SQL (WHERE password = 'x', "secret"='x'), YAML, JSON.
+_QUOTED_VALUE = (  # also quoted with escaped quotes, as a repr of a text holding it shows them
+    r"(?:\\'[^'\\\n]{0,4096}\\'"
+    r'|\\"[^"\\\n]{0,4096}\\"'
+    r"|'(?:[^'\\\n]|\\.){0,4096}'"
+    r'|"(?:[^"\\\n]|\\.){0,4096}")'
+)
+# The value's characters that make it look like a credential rather than a word ("password reset").
+_LOOKS_SECRET = r"(?=[^\s'\",;<>]{0,200}?[0-9!@#$%^&*+/=~])"
+_SPACE_NAMES = (
+    r"(?<![A-Za-z0-9])[A-Za-z0-9_.-]{0,40}?"
+    r"(?:password|passwd|passphrase|pwd|secret|api[_ -]?key|apikey|private[_ -]?key|secret[_ -]?key"
+    r"|session[_ -]?id|sessid)"
+)
+_HEX_NAMES = r"(?:key|secret|token|password|passwd|signature|apikey|auth|sessionid|session_id|sessid)"
+
+
+def _keep_quotes(match: re.Match[str]) -> str:
+    value = match.group(2)
+    quote = 2 if value.startswith("\\") else 1
+    return f"{match.group(1)}{value[:quote]}{REDACTED}{value[-quote:]}"
+
+
 _VALUE_RULES: tuple[
     tuple[str, re.Pattern[str], Callable[[re.Match[str]], str], tuple[str, ...], bool], ...
 ] = (
     (
+        "pem",
+        re.compile(
+            r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----.{0,20000}?(?:-----END [A-Z ]{0,40}PRIVATE KEY-----|$)",
+            re.S,
+        ),
+        lambda m: REDACTED,
+        ("PRIVATE KEY",),
+        False,
+    ),
+    (
         "json_pair",
         re.compile(rf'(?i)("(?:{_PAIR_KEYS})"\s*:\s*")((?:[^"\\]|\\.)*)(")'),
         lambda m: f"{m.group(1)}{REDACTED}{m.group(3)}",
+        _PAIR_WORDS,
+        True,
+    ),
+    (
+        "quoted_pair",
+        re.compile(
+            rf"""(?i)(['"`]?\b{_PAIR_KEYS}['"`]?(?:{_SEP}|\s+(?:=|==|!=|<>|like|is)\s+))({_QUOTED_VALUE})"""
+        ),
+        _keep_quotes,
         _PAIR_WORDS,
         True,
     ),
@@ -122,8 +246,24 @@ _VALUE_RULES: tuple[
         True,
     ),
     (
+        "hex_key",  # a 32+ hex-digit key after a sensitive name, whatever separates them
+        re.compile(rf"(?i)(\b[A-Za-z0-9_.-]{{0,40}}?{_HEX_NAMES}\b[^A-Za-z0-9\n]{{1,4}})[0-9a-f]{{32,}}\b"),
+        lambda m: f"{m.group(1)}{REDACTED}",
+        ("key", "secret", "token", "password", "passwd", "signature", "auth", "sessid", "session"),
+        True,
+    ),
+    (
+        "space_pair",  # "password hunter2!", "private key: x" in prose, when the value looks like one
+        re.compile(
+            rf"(?i)({_SPACE_NAMES}(?:\s+(?:is|was|to|of|=|:))?\s+){_LOOKS_SECRET}(?!{re.escape(REDACTED)})([^\s'\",;<>]{{6,}})"
+        ),
+        lambda m: f"{m.group(1)}{REDACTED}",
+        ("password", "passwd", "passphrase", "pwd", "secret", "api", "private", "session", "sessid"),
+        True,
+    ),
+    (
         "jwt",
-        re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+        re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
         lambda m: REDACTED,
         ("eyJ",),
         False,
@@ -136,15 +276,45 @@ _VALUE_RULES: tuple[
         False,
     ),
     (
+        # glued to the word before it ("keysk-proj-..."): only with a key's mixed case and digits,
+        # so "task-management-service-name" stays
+        "api_key",
+        re.compile(
+            r"(?<=[A-Za-z0-9])(?:sk|pk|rk)[-_](?:[A-Za-z]{2,8}[-_])?"
+            r"(?=[A-Za-z0-9_-]{0,200}?[0-9])(?=[A-Za-z0-9_-]{0,200}?[A-Z])(?=[A-Za-z0-9_-]{0,200}?[a-z])"
+            r"[A-Za-z0-9_-]{16,}"
+        ),
+        lambda m: REDACTED,
+        ("sk-", "sk_", "pk-", "pk_", "rk-", "rk_"),
+        False,
+    ),
+    (
         "live_key",
         re.compile(r"\b[a-z]{2,12}_(?:live|test|prod)_[A-Za-z0-9_]{8,}"),
         lambda m: REDACTED,
         ("_live_", "_test_", "_prod_"),
         False,
     ),
-    ("aws_key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), lambda m: REDACTED, ("AKIA", "ASIA"), False),
+    (
+        "aws_key",
+        re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"),
+        lambda m: REDACTED,
+        ("AKIA", "ASIA"),
+        False,
+    ),
     ("url_userinfo", _URL_USERINFO, lambda m: f"{m.group('scheme')}{REDACTED}@", ("://",), False),
 )
+# Second gates for the rules whose regex tries a name prefix at every position (tens of microseconds
+# on a text that merely mentions "session"): one cheap pass that any text they match must pass.
+_PREFILTERS: dict[str, re.Pattern[str]] = {  # searched in the case-folded text: no (?i), much faster
+    "space_pair": re.compile(
+        r"(?:password|passwd|passphrase|pwd|secret|api[_ -]?key|apikey|private[_ -]?key|session[_ -]?id"
+        r"|sessid)(?:\s+(?:is|was|to|of|=|:))?\s+\S{6}"
+    ),
+    "hex_key": re.compile(r"[0-9a-f]{32}"),
+    "pair": re.compile(rf"{_PAIR_NAMES}{_SEP}"),
+    "quoted_pair": re.compile(rf"""{_PAIR_NAMES}['"`]?(?:{_SEP}|\s+(?:=|==|!=|<>|like|is)\s+)\\?['"]"""),
+}
 _CARD = re.compile(r"(?<![\w.])(?:\d(?:[ +-]|%20)?){12,18}\d(?![\w.])")  # not inside ids (hex trace ids)
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{24,}={0,2}")
 # Gates for the two rules without a literal word, on the text's bytes (bytes.translate is one C pass;
@@ -206,6 +376,7 @@ def _scrub_card(match: re.Match[str]) -> str:
     return REDACTED if ok else match.group(0)
 
 
+_MAX_BASE64_BLOB = 64 * 1024
 _CLEAN_TEXTS_BUDGET = 1_000_000  # characters remembered, about 1 MB
 _CLEAN_TEXT_MAX_LENGTH = 64_000
 
@@ -231,6 +402,7 @@ class Scrubber:
                 lowered not in self.safe
                 and last not in self.safe
                 and any(part in lowered for part in self.name_parts)
+                and not _describes_a_secret(name)
             )
             if len(self._name_cache) < 10_000:
                 self._name_cache[name] = cached
@@ -246,6 +418,9 @@ class Scrubber:
             haystack = lowered if ignores_case else text
             if not any(word in haystack for word in words):
                 continue
+            prefilter = _PREFILTERS.get(rule)
+            if prefilter is not None and prefilter.search(lowered) is None:
+                continue
             new = pattern.sub(replace, text)
             if new != text:
                 text = new
@@ -260,10 +435,30 @@ class Scrubber:
                     found.add("card")
         if len(text) >= 24 and _has_base64_run(text):
             text = _BASE64.sub(lambda m: self._scrub_base64(m, found), text)
+        if "%" in text:
+            text = self._scrub_percent_encoded(text, found)
         if text == original:
             self._remember_clean(original)
             return original
         return text
+
+    def _scrub_percent_encoded(self, text: str, found: Optional[set[str]]) -> str:
+        """A text URL-encoded whole (a query value, a logged URL): quotes and spaces are %27, %22,
+        %20, so the pair rules see no pair. The decoded text is scrubbed; when it held a credential
+        the decoded, scrubbed text replaces the encoded one."""
+        try:
+            decoded = urllib.parse.unquote(text, errors="strict")
+        except UnicodeDecodeError:
+            decoded = urllib.parse.unquote(text)
+        if decoded == text or ("%" in decoded and decoded.count("%") >= text.count("%")):
+            return text
+        inner: set[str] = set()
+        scrubbed = self.scrub_text(decoded, inner)
+        if scrubbed == decoded:
+            return text
+        if found is not None:
+            found.add("url_encoded")
+        return scrubbed
 
     def _remember_clean(self, text: str) -> None:
         """Remember a clean text (a stack trace too: the same error repeats, with the same text)."""
@@ -276,6 +471,8 @@ class Scrubber:
 
     def _scrub_base64(self, match: re.Match[str], found: Optional[set[str]]) -> str:
         blob = match.group(0)
+        if len(blob) > _MAX_BASE64_BLOB:  # a file, not an encoded credential: not decoded
+            return blob
         for decode in (base64.b64decode, base64.urlsafe_b64decode):
             try:
                 decoded = decode(blob + "=" * (-len(blob) % 4)).decode("utf-8")
@@ -301,8 +498,14 @@ class Scrubber:
         if depth > 20:
             return value
         if isinstance(value, dict):
-            result = {}
+            result: dict[Any, Any] = {}
             for key, item in value.items():
+                if isinstance(key, str) and len(key) >= 8:
+                    clean_key = self.scrub_text(key)  # a key can be a secret itself ({'sk-...': 1})
+                    if clean_key is not key:
+                        if found is not None:
+                            found.add(_dotted((path, "[key]")))
+                        key = _unique_key(result, clean_key)
                 if (
                     isinstance(key, str)
                     and self.is_sensitive_name(key)
@@ -321,7 +524,7 @@ class Scrubber:
                 # (name, value) pairs, e.g. raw ASGI headers [(b'x-api-key', b'...')] in frame locals
                 if found is not None:
                     found.add(_dotted(path) or "value")
-                return [value[0], REDACTED]
+                return [self.scrub(value[0], found, path, depth + 1), REDACTED]
             return [self.scrub(item, found, path, depth + 1) for item in value]
         return value
 
@@ -333,7 +536,19 @@ class Scrubber:
         if name[:2] in ("b'", 'b"'):
             name = name[1:]
         name = name.strip("'\"")
-        return bool(name) and is_sensitive_header(name)
+        return bool(name) and _HEADER_NAME.fullmatch(name) is not None and is_sensitive_header(name)
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _unique_key(taken: Mapping[str, Any], key: str) -> str:
+    """key, numbered when two redacted keys would collide ([REDACTED], [REDACTED] 2)."""
+    candidate, number = key, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{key} {number}"
+    return candidate
 
 
 def _dotted(path: Any) -> str:

@@ -262,8 +262,14 @@ def exception_str_is_safe(exc: BaseException) -> bool:
 
 
 def frame_repr(value: object) -> Optional[str]:
-    """sentry-sdk's ``custom_repr`` hook: None lets it use its own repr for trusted values."""
-    if type(value) in _SAFE_TYPES or is_trusted(value):
+    """sentry-sdk's ``custom_repr`` hook: None lets it use its own repr for trusted values. A long
+    text is cut first: the event keeps ``MAX_STRING`` characters of it, and every later step
+    (scrubbing, serializing) would otherwise work on all of a 10 MB local."""
+    cls = type(value)
+    if cls in (str, bytes, bytearray) and len(value) > MAX_STRING * 2:  # type: ignore[arg-type]
+        # cut between words (clip), so no credential is left cut in two, unrecognisable to scrubbing
+        return repr(clip(value, MAX_STRING) if cls is str else bytes(value[:MAX_STRING]))  # type: ignore[arg-type,index]
+    if cls in _SAFE_TYPES or is_trusted(value):
         return None
     return safe_repr(value)
 

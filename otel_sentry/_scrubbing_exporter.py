@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import Status
+from opentelemetry.trace import Link, Status
 
 from ._redact import (
     REDACTED,
@@ -34,6 +34,8 @@ _HEADER_PREFIXES = ("http.request.header.", "http.response.header.")
 
 
 def _scrub_value(rules: Scrubber, key: str, value: Any) -> Any:
+    if isinstance(value, Mapping):  # extended attributes (log records): a map under a name
+        return REDACTED if rules.is_sensitive_name(key) else rules.scrub(dict(value))
     if key.startswith(_HEADER_PREFIXES) and is_sensitive_header(key.rsplit(".", 1)[-1]):
         return REDACTED if not isinstance(value, (list, tuple)) else tuple(REDACTED for _ in value)
     if rules.is_sensitive_name(key) and not is_harmless_under(key, value):
@@ -58,7 +60,14 @@ def scrub_attributes(
     changed: Optional[dict[str, Any]] = None
     for key, value in attributes.items():
         clean = _scrub_value(rules, key, value)
-        if clean != value:
+        clean_key = rules.scrub_text(key) if isinstance(key, str) else key  # a name can be a secret
+        if clean_key is not key:
+            if changed is None:
+                changed = dict(attributes)
+            del changed[key]
+            changed[clean_key] = clean
+            found.add("[key]")
+        elif clean != value:
             if changed is None:
                 changed = dict(attributes)
             changed[key] = clean
@@ -72,9 +81,20 @@ def scrub_span(span: ReadableSpan, rules: Scrubber) -> ReadableSpan:
     events: Optional[list[Event]] = None
     for index, event in enumerate(span.events):
         clean = scrub_attributes(event.attributes, rules, found)
-        if clean is not None:
+        event_name = rules.scrub_text(event.name)  # names are data too
+        if clean is not None or event_name is not event.name:
+            if event_name is not event.name:
+                found.add("events.name")
             events = events or list(span.events)
-            events[index] = Event(event.name, clean, event.timestamp)
+            events[index] = Event(
+                event_name, clean if clean is not None else event.attributes, event.timestamp
+            )
+    links: Optional[list[Link]] = None
+    for index, link in enumerate(span.links):
+        clean = scrub_attributes(link.attributes, rules, found)
+        if clean is not None:
+            links = links or list(span.links)
+            links[index] = Link(link.context, clean)
     name = rules.scrub_text(span.name)
     status = span.status
     if status.description:
@@ -95,7 +115,7 @@ def scrub_span(span: ReadableSpan, rules: Scrubber) -> ReadableSpan:
         resource=span.resource,
         attributes=merged,
         events=events if events is not None else span.events,
-        links=span.links,
+        links=links if links is not None else span.links,
         kind=span.kind,
         status=status,
         start_time=span.start_time,

@@ -135,6 +135,50 @@ def _default_inbox_dir() -> Path:
     return Path(base) / "otel-sentry" / "inbox"
 
 
+_RESTRICTED = ("\n", "\r", "\t", "\x0b", "\x0c", "/", "\\")
+
+
+def _restricted(value: str) -> bool:
+    return any(c in _RESTRICTED or ord(c) < 32 or ord(c) == 127 for c in value)
+
+
+def _parse_environment(raw: str) -> str | None:
+    """What Sentry's normalizer keeps (Relay discards other values, and with them the event's
+    environment): at most 64 characters, no control characters or slashes, not "None", "." or ".."."""
+    value = raw.strip()
+    if not value:
+        return None
+    if len(value) > 64 or _restricted(value) or value in ("None", ".", ".."):
+        raise ValueError(raw)
+    return value
+
+
+def _parse_release(raw: str) -> str | None:
+    """What Sentry's normalizer keeps: at most 200 characters, no control characters or slashes, not
+    ".", ".." or "latest"."""
+    value = raw.strip()
+    if not value:
+        return None
+    if len(value) > 200 or _restricted(value) or value.lower() in (".", "..", "latest"):
+        raise ValueError(raw)
+    return value
+
+
+MAX_RULES_FILE_BYTES = 1024 * 1024
+
+
+def _parse_rules_file(raw: str) -> Path:
+    """A rules file is a few kilobytes; a huge one (a wrong path) would hold up start-up parsing it."""
+    path = _parse_path(raw)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return path  # missing or unreadable: the rules loader says which
+    if path.is_file() and size > MAX_RULES_FILE_BYTES:
+        raise ValueError(raw)
+    return path
+
+
 def _parse_path(raw: str) -> Path:
     if not raw.strip():
         raise ValueError(raw)
@@ -191,17 +235,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "environment",
         ("SENTRY_ENVIRONMENT",),
-        _parse_optional_str,
+        _parse_environment,
         "production",
-        "any text",
+        "at most 64 characters, no control characters or slashes",
         "Sentry environment. Falls back to deployment.environment(.name) in OTEL_RESOURCE_ATTRIBUTES.",
     ),
     Setting(
         "release",
         ("SENTRY_RELEASE",),
-        _parse_optional_str,
+        _parse_release,
         None,
-        "any text",
+        "at most 200 characters, no control characters or slashes, not '.', '..' or 'latest'",
         "Sentry release. Falls back to service.version in OTEL_RESOURCE_ATTRIBUTES.",
     ),
     Setting(
@@ -467,9 +511,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "rules_file",
         ("OTEL_SENTRY_RULES_FILE",),
-        _parse_path,
+        _parse_rules_file,
         None,
-        "a path to a JSON rules file",
+        "a path to a JSON rules file of at most 1 MiB",
         "Replace the default rules (endpoint types, revenue-critical types, sampling rates) section by "
         "section; see docs/rules.md.",
         default_doc="unset (the seeds' rules)",

@@ -18,10 +18,12 @@ import pytest
 
 from otel_sentry._configure import apply_environment_defaults, validate_exporter_names
 from otel_sentry._env_checks import check_environment, warn
+from otel_sentry._env_standard import check_standard_variables, standard_variables, writable_inbox
 from otel_sentry._rules import load_rules
-from otel_sentry._settings import Settings, load_settings
+from otel_sentry._settings import SETTINGS, Settings, load_settings
 from otel_sentry._spool import open_spool
 from otel_sentry.testing import OtlpReceiver, SentryIngest
+from tests.support import relay
 from tests.support.apps import AppProcess, probe
 
 APPS = Path(__file__).parent / "apps"
@@ -32,6 +34,7 @@ ENCODED = HEADER_SECRET.replace(" ", "%20")
 BAD_JSON = Path(__file__).parent / "apps" / "bad_rules.json"
 
 Check = Callable[[dict[str, str], Settings], bool]
+OWN_VARIABLES = tuple(var for setting in SETTINGS for var in setting.env)
 
 
 def startup_lines(
@@ -42,6 +45,7 @@ def startup_lines(
     env = dict(environ)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="otel_sentry"):
+        check_standard_variables(env, warn, OWN_VARIABLES)
         apply_environment_defaults(env)
         check_environment(env, warn)
         validate_exporter_names(env)
@@ -504,3 +508,150 @@ def test_no_log_record_at_any_level_carries_the_dsn_secret(
     for record in caplog.records:
         assert SECRET not in record.getMessage(), record.getMessage()
     assert sentry_ingest.envelopes()[0].auth["sentry_secret"] == SECRET  # it did go where it belongs
+
+
+# -- every variable x every bad kind of value ------------------------------------------------------------
+# The variables are the installed SDK's own list plus the settings table, never a hand-written one.
+BAD_VALUES = {"empty": "", "blank": " \t ", "garbage": "@@ not-a-value \x7f@@", "huge": "x" * 100_000}
+ALL_VARIABLES = sorted({*standard_variables(), *OWN_VARIABLES})
+
+
+def test_the_variable_list_comes_from_the_sdk_and_the_settings_table() -> None:
+    assert len(ALL_VARIABLES) >= 100
+    assert {
+        "OTEL_PROPAGATORS",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "SENTRY_RELEASE",
+        "OTEL_PYTHON_CONTEXT",
+    } <= set(ALL_VARIABLES)
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_VALUES))
+def test_every_variable_with_every_bad_kind_of_value_is_at_most_one_line_and_never_raises(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One variable at a time: at most one line names it; blank and huge values always get theirs."""
+    silent: dict[str, list[str]] = {}
+    for variable in ALL_VARIABLES:
+        lines, env, _settings = startup_lines({variable: BAD_VALUES[kind]}, caplog)
+        naming = [line for line in lines if variable + "=" in line or variable + ":" in line]
+        assert len(naming) <= 1, (variable, naming)
+        if not naming:
+            silent.setdefault(kind, []).append(variable)
+        if kind == "huge":
+            assert len(naming) == 1 and env.get(variable) != BAD_VALUES[kind], variable
+            assert BAD_VALUES[kind] not in naming[0]
+        if kind in ("empty", "blank") and variable not in OWN_VARIABLES:
+            blank_is_unset = variable not in ("OTEL_TRACES_SAMPLER_ARG",)
+            assert not blank_is_unset or len(naming) == 1, variable
+    # a free-text variable (a service name) takes garbage as given; a typed one never does silently
+    typed_but_silent = [
+        v
+        for v in silent.get("garbage", [])
+        if v.endswith(("_ENDPOINT", "_TIMEOUT", "_LIMIT", "_PROTOCOL", "_COMPRESSION", "_INSECURE"))
+    ]
+    assert typed_but_silent == []
+
+
+def test_known_bad_values_have_a_clear_line_and_a_safe_fallback(caplog: pytest.LogCaptureFixture) -> None:
+    cases = {
+        "OTEL_PROPAGATORS": (
+            "",
+            "treated as unset",
+            lambda e: e["OTEL_PROPAGATORS"] == "tracecontext,baggage,sentry",
+        ),
+        "OTEL_TRACES_EXPORTER": (
+            "sentry,sentry",
+            "listed twice",
+            lambda e: e["OTEL_TRACES_EXPORTER"] == "sentry",
+        ),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": (
+            "not a url",
+            "expected a URL",
+            lambda e: "OTEL_EXPORTER_OTLP_ENDPOINT" not in e,
+        ),
+        "OTEL_PYTHON_CONTEXT": ("nope", "expected one of", lambda e: "OTEL_PYTHON_CONTEXT" not in e),
+    }
+    for variable, (value, fragment, safe) in cases.items():
+        lines, env, _settings = startup_lines({variable: value}, caplog)
+        (line,) = [line for line in lines if variable in line]
+        assert fragment in line and safe(env), (variable, line, env.get(variable))
+    for variable, value in (("SENTRY_ENVIRONMENT", "prod\nstaging"), ("SENTRY_RELEASE", "r" * 100_000)):
+        lines, env, settings = startup_lines({variable: value}, caplog)
+        assert len([line for line in lines if variable in line]) == 1
+        assert settings.release is None and settings.environment == "production"
+
+
+def test_a_huge_rules_file_is_refused_at_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text('{"sampling": {}, "pad": "' + "x" * (2 * 1024 * 1024) + '"}')
+    lines, _env, settings = startup_lines({"OTEL_SENTRY_RULES_FILE": str(rules)}, caplog)
+    (line,) = [line for line in lines if "OTEL_SENTRY_RULES_FILE" in line]
+    assert "1 MiB" in line and settings.rules_file is None
+
+
+def test_an_unwritable_inbox_is_found_at_start_up(caplog: pytest.LogCaptureFixture) -> None:
+    env = {"OTEL_SENTRY_INBOX_DIR": "/proc/otel-sentry-inbox"}
+    lines: list[str] = []
+    writable_inbox(env, lines.append, Path("/unused"))
+    (line,) = lines
+    assert "not a writable directory" in line and env["OTEL_SENTRY_INBOX_DIR"] != "/proc/otel-sentry-inbox"
+    assert Path(env["OTEL_SENTRY_INBOX_DIR"]).is_dir()
+
+
+_E2E_SKIP = ("OTEL_SENTRY_INBOX_DIR", "OTEL_SENTRY_SPOOL_DIR", "OTEL_SENTRY_RULES_FILE", "OTEL_CONFIG_FILE")
+_EXPECTED = [("/ok/1", 200), ("/unhandled/1", 500), ("/not-found", 404), ("/health", 200)] * 4
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_VALUES))
+def test_the_app_serves_every_request_unchanged_with_every_variable_bad_at_once(kind: str) -> None:
+    """Every variable set to the same bad kind of value, under a real server: the app starts and each
+    request gets the status it has without otel_sentry (the routes' own)."""
+    # huge: 10,000 characters each (over the 8,192 accepted; 100,000 each would not fit in an exec)
+    value = "x" * 10_000 if kind == "huge" else BAD_VALUES[kind]
+    env = {v: value for v in ALL_VARIABLES if not v.startswith(_E2E_SKIP)}
+    env["OTEL_SENTRY_DEBUG"] = "false"
+    with AppProcess("errors_app", cwd=APPS, env=env, ready_path="/health") as app:
+        statuses = [(path, app.get(path, headers=CLOSE).status_code) for path, _ in _EXPECTED]
+        assert app.stop() == 0, app.output()[-3000:]
+        output = app.output()
+    assert statuses == _EXPECTED, output[-3000:]
+    assert "Failed to auto initialize" not in output
+    assert "x" * 10_000 not in output
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "production",
+        "my env",
+        "prod\nstaging",
+        "a/b",
+        "a\\b",
+        "tab\there",
+        "None",
+        "latest",
+        ".",
+        "..",
+        "ctrl\x7f",
+        "x" * 64,
+        "x" * 65,
+        "y" * 200,
+        "y" * 201,
+        "v1.2.3+build.4",
+        "äöü",
+    ],
+)
+def test_environment_and_release_are_accepted_exactly_when_sentrys_normalizer_keeps_them(value: str) -> None:
+    """Relay's StoreNormalizer is the oracle: a value it would discard is refused at start-up."""
+    from otel_sentry._settings import _parse_environment, _parse_release
+
+    normalized = relay.normalize(
+        {"event_id": "a" * 32, "environment": value, "release": value, "message": "m"}
+    )
+    for parse, field in ((_parse_environment, "environment"), (_parse_release, "release")):
+        try:
+            accepted = parse(value) == value
+        except ValueError:
+            accepted = False
+        assert accepted == (normalized.get(field) == value), (field, value)

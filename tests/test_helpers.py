@@ -416,3 +416,54 @@ def test_an_event_over_one_mib_is_shrunk_to_fit(runtime: Runtime, sentry_ingest:
     frames = event["exception"]["values"][-1]["stacktrace"]["frames"]
     assert [f["function"] for f in frames].count("dive") == 11  # the stack is kept, its data shrunk
     relay.assert_valid(event)
+
+
+# -- hostile input: never raises, never scans what it does not keep (issue 14) ------------------------
+class _StrRaises:
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    __repr__ = __str__
+
+
+class _ReadRaises(Exception):
+    def __getattribute__(self, name: str) -> Any:
+        if name in ("__class__", "__traceback__", "args", "__cause__", "__context__"):
+            return object.__getattribute__(self, name)
+        raise RuntimeError(name)
+
+
+def test_hostile_arguments_still_produce_one_event_each(
+    runtime: Runtime, sentry_ingest: SentryIngest
+) -> None:
+    big = "word " * (2 * 1024 * 1024)  # 10 MB message
+    ids = [
+        otel_sentry.capture_error(raised(ValueError("x")), context_type=_StrRaises()),  # type: ignore[arg-type]
+        otel_sentry.capture_error(raised(_ReadRaises("x"))),
+        otel_sentry.capture_error(raised(ValueError(big))),
+        otel_sentry.capture_error(raised(ValueError(bytes(range(128, 256)) * 40_000))),
+    ]
+    assert all(ids), ids
+    received = {e["event_id"]: e for e in events(sentry_ingest, runtime, 4)}
+    values = [received[i]["exception"]["values"][-1] for i in ids]  # type: ignore[index]
+    assert [v["type"] for v in values] == ["ValueError", "_ReadRaises", "ValueError", "ValueError"]
+    assert "attributes raise" in values[1]["value"]
+    assert 0 < len(values[2]["value"]) <= _sanitize.MAX_MESSAGE and values[2]["value"].startswith("word word")
+    assert 0 < len(values[3]["value"]) <= _sanitize.MAX_MESSAGE
+    for event in received.values():
+        relay.assert_valid(event)
+
+
+def test_a_huge_local_is_kept_cut_between_words(runtime: Runtime, sentry_ingest: SentryIngest) -> None:
+    def fails(huge: str) -> None:
+        raise ValueError("x")
+
+    try:
+        fails("word " * 2_000_000 + "sk-proj-Zq8WmX2vLr5TnB7yKc4HdJ9p")
+    except ValueError as exc:
+        event_id = otel_sentry.capture_error(exc)
+    (event,) = [e for e in events(sentry_ingest, runtime, 1) if e["event_id"] == event_id]
+    frames = event["exception"]["values"][-1]["stacktrace"]["frames"]
+    (kept,) = [f["vars"]["huge"] for f in frames if "huge" in (f.get("vars") or {})]
+    assert kept.startswith("'word word") and len(kept) <= _sanitize.MAX_STRING + 8
+    assert "Zq8WmX2v" not in json.dumps(event)
