@@ -50,6 +50,7 @@ def scrub_log_record(record: Any, rules: Scrubber) -> Any:
     if clean_body is not body and clean_body != body:
         found.add("body")
     attributes = scrub_attributes(getattr(log, "attributes", None), rules, found)
+    attributes = _parameters_scrubbed_in_context(attributes, log, rules, found)
     event_name = getattr(log, "event_name", None)
     clean_name = rules.scrub_text(event_name) if isinstance(event_name, str) else event_name
     if clean_name is not event_name:
@@ -68,6 +69,39 @@ def scrub_log_record(record: Any, rules: Scrubber) -> Any:
     clone = copy.copy(record)
     object.__setattr__(clone, "log_record", new_log)  # a frozen dataclass in recent SDKs
     return clone
+
+
+_PARAMETER = "sentry.message.parameter."
+_TEMPLATE = "sentry.message.template"
+
+
+def _parameters_scrubbed_in_context(attributes: Any, log: Any, rules: Scrubber, found: set[str]) -> Any:
+    """Sentry log items carry a message's parameters one by one (as sentry-sdk's do). A parameter
+    is judged in its sentence: ``"password %s"`` tells the scrubber what the value is, the value
+    alone cannot. The template is formatted with the raw parameters and scrubbed; a parameter whose
+    text that removed is replaced too."""
+    current = attributes if attributes is not None else getattr(log, "attributes", None)
+    template = current.get(_TEMPLATE) if current else None
+    if current is None or not isinstance(template, str):
+        return attributes
+    original = getattr(log, "attributes", None) or {}
+    parameters = {k: v for k, v in original.items() if k.startswith(_PARAMETER) and isinstance(v, str)}
+    if not parameters:
+        return attributes
+    try:
+        numbered = [original.get(f"{_PARAMETER}{i}") for i in range(len(parameters))]
+        text = template % tuple(numbered) if all(p is not None for p in numbered) else None
+    except Exception:  # a template with named fields, or one that does not format: judge the values
+        text = None
+    sentence = text if text is not None else " ".join(f"{k} {v}" for k, v in parameters.items())
+    clean = rules.scrub_text(sentence)
+    replaced: Optional[dict[str, Any]] = None
+    for key, value in parameters.items():
+        if len(value) >= 4 and value in sentence and value not in clean and current.get(key) == value:
+            replaced = replaced if replaced is not None else dict(current)
+            replaced[key] = "[REDACTED]"
+            found.add(key)
+    return replaced if replaced is not None else attributes
 
 
 class ScrubbingLogExporter(_LogExporter):  # type: ignore[misc]
@@ -231,9 +265,13 @@ def _providers() -> dict[str, Any]:
     from opentelemetry import metrics, trace
     from opentelemetry._logs import get_logger_provider
 
+    from ._sentry_logs import private_provider
+
     return {
         "traces": getattr(trace.get_tracer_provider(), "_active_span_processor", None),
         "logs": getattr(get_logger_provider(), "_multi_log_record_processor", None),
+        # Sentry log items built from records the way sentry-sdk builds them (_sentry_logs)
+        "sentry logs": getattr(private_provider(), "_multi_log_record_processor", None),
         "metrics": _metric_readers(metrics.get_meter_provider()),
     }
 

@@ -130,12 +130,21 @@ def enable(runtime: Any) -> None:
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
         from ._log_exporter import SentryLogExporter
+        from ._request_secrets import RedactingLogExporter
+        from ._scrubbing_signals import ScrubbingLogExporter
 
         # the service's resource (service.name, ...), as the global pipeline's items carry it
         resource = getattr(get_logger_provider(), "resource", None)
         provider = LoggerProvider(resource=resource) if resource is not None else LoggerProvider()
-        provider.add_log_record_processor(BatchLogRecordProcessor(SentryLogExporter(runtime, direct=True)))
+        # the one scrubber and the request's own secrets, as in front of every other log exporter
+        exporter = RedactingLogExporter(ScrubbingLogExporter(SentryLogExporter(runtime, direct=True)))
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
         _provider = provider
+
+
+def private_provider() -> Any:
+    """The private pipeline's logger provider, when it runs (walked by _scrubbing_signals too)."""
+    return _provider
 
 
 def disable() -> None:
