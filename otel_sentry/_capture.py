@@ -32,6 +32,8 @@ from ._classify import FailedSpan
 from ._enrich import enrich
 from ._events import CapturedError, RequestFacts
 from ._frames import exception_values
+from ._sanitize import safe_str
+from ._span_semantics import exception_message, record_exception_once
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -41,6 +43,7 @@ logger = logging.getLogger("otel_sentry")
 SCOPE_KEY = "otel_sentry.request"
 _MAX_CHAIN = 50
 _MAX_CAPTURES_PER_REQUEST = 20
+_ENTRY_KEYS = ("type", "path", "root_path", "method", "app", "headers", "scheme", "server")
 
 _current_request: contextvars.ContextVar[Optional[RequestCapture]] = contextvars.ContextVar(
     "otel_sentry_request", default=None
@@ -112,27 +115,46 @@ def _overlaps(a: BaseException, b: BaseException) -> bool:
 class RequestCapture:
     """Per-request state: request facts and the errors captured while serving it."""
 
-    __slots__ = ("_facts", "breadcrumbs", "done", "errors", "failed_spans", "scope", "started", "status_code")
+    __slots__ = (
+        "_facts",
+        "breadcrumbs",
+        "deferred",
+        "done",
+        "entry",
+        "errors",
+        "failed_spans",
+        "response_exception",
+        "scope",
+        "started",
+        "status_code",
+    )
 
     def __init__(self, scope: dict[str, Any]) -> None:
         self.scope = scope
+        # The request as the server sent it: routing rewrites path, root_path, app and route in place
+        # (mounted sub-apps), and the full route template and URL are computed from this.
+        self.entry = {key: scope[key] for key in _ENTRY_KEYS if key in scope}
         self.started = time.time()
         self.status_code: Optional[int] = None
         self.errors: list[CapturedError] = []
         self.failed_spans: list[FailedSpan] = []
         self._facts: Optional[RequestFacts] = None
+        self.deferred = False  # an exception escaped to the app's own outer handler, which settles
         self.done = False  # set when the request's events are emitted; later captures go out at once
         self.breadcrumbs: Optional[deque[dict[str, Any]]] = None  # filled by _logging, bounded
+        # The exception being handled when the app built a failed response (see _failed_responses).
+        self.response_exception: Optional[BaseException] = None
 
     def facts(self, runtime: Runtime) -> RequestFacts:
         """Built once, only for sampled or failed requests: the others pay nothing for headers or users.
         A later call (the events at the end of the request) refreshes status and duration."""
         facts = self._facts
         if facts is None:
-            facts = RequestFacts.from_scope(self.scope)
+            facts = RequestFacts.from_scope({**self.scope, **self.entry})
             facts.started = self.started
         facts.status_code = self.status_code
-        facts.update_route(self.scope)
+        if facts.route is None:
+            facts.update_route(self.scope, self.entry)
         self._facts = enrich(
             facts,
             self.scope,
@@ -222,6 +244,11 @@ def finish(request: RequestCapture) -> None:
 _NOT_INHERITED = frozenset({"background", "background_task"})  # where the soft capture was made
 
 
+def _parent_span_id(span: Any) -> Optional[str]:
+    parent = getattr(span, "parent", None)  # the SDK's spans; a non-recording span has none
+    return f"{parent.span_id:016x}" if parent is not None and getattr(parent, "is_valid", False) else None
+
+
 def current_request() -> Optional[RequestCapture]:
     return _current_request.get()
 
@@ -273,8 +300,10 @@ def capture(
         span = trace.get_current_span()
         if record_on_span and span.is_recording():
             # Handled exceptions never reach the OTel middleware; record them for every backend.
-            span.record_exception(exc, attributes={"exception.escaped": False})
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            record_exception_once(span, exc, {"exception.escaped": False})
+            span.set_status(
+                Status(StatusCode.ERROR, f"{type(exc).__name__}: {exception_message(exc, safe_str)}")
+            )
         error = CapturedError(
             exception=exc,
             values=exception_values(
@@ -288,6 +317,7 @@ def capture(
             level=level,
             status_code=status_code,
             span_context=span.get_span_context(),
+            parent_span_id=_parent_span_id(span),
             tags=dict(tags or {}),
             contexts=dict(contexts or {}),
             extra=dict(extra or {}),

@@ -25,6 +25,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from . import _capture, _sanitize
 from ._runtime import Runtime, get_runtime
+from ._span_semantics import is_server_span, record_exception_once
 
 logger = logging.getLogger("otel_sentry")
 
@@ -248,12 +249,14 @@ def _record(
             )
             if exc is not original:
                 _capture._mark_captured(original, original.__traceback__)
-        if span.is_recording():
+        # A soft capture (a log record, background work) says nothing yet about the request: the
+        # server span is marked failed only by a failed request (see _failed_responses).
+        if span.is_recording() and not ((soft or helper == "background") and is_server_span(span)):
             attributes: dict[str, Any] = {"exception.escaped": False}
             attributes.update({NS + key: value for key, value in clean_tags.items()})
             if event_id:
                 attributes[NS + "event_id"] = event_id
-            span.record_exception(exc, attributes=attributes)
+            record_exception_once(span, exc, attributes)
         return event_id
 
 

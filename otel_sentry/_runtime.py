@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from . import _dsc, _redact
 from ._capture import exception_chain
-from ._classify import ErrorFacts, FailedSpan, classify
+from ._classify import CATEGORY_HINT, ErrorFacts, FailedSpan, classify
 from ._enrich import STANDARD_HEADER_VARIABLES
 from ._event_common import EventDefaults
 from ._events import CapturedError, RequestFacts, error_event
@@ -130,6 +130,7 @@ class Runtime:
             status_code=status,
             failed_spans=failed_spans,
             explicit_category=error.tags.get("error_category"),
+            hint=error.tags.get(CATEGORY_HINT),
         )
 
     def emit(
