@@ -123,6 +123,7 @@ class RequestCapture:
         "entry",
         "errors",
         "failed_spans",
+        "held_messages",
         "response_exception",
         "scope",
         "started",
@@ -138,6 +139,7 @@ class RequestCapture:
         self.status_code: Optional[int] = None
         self.errors: list[CapturedError] = []
         self.failed_spans: list[FailedSpan] = []
+        self.held_messages: list[dict[str, Any]] = []  # log message events, until the outcome is known
         self._facts: Optional[RequestFacts] = None
         self.deferred = False  # an exception escaped to the app's own outer handler, which settles
         self.done = False  # set when the request's events are emitted; later captures go out at once
@@ -233,6 +235,19 @@ def release_frame_locals(exc: BaseException) -> None:
                 with contextlib.suppress(Exception):
                     tb.tb_frame.f_locals  # noqa: B018 - the read is the point
                 tb, steps = tb.tb_next, steps + 1
+
+
+def hold_message(request: Optional[RequestCapture], event: dict[str, Any]) -> bool:
+    """Keep a log record's message event until its request's outcome is known; False when there is
+    no running request (the caller sends it at once)."""
+    if request is None:
+        return False
+    with _end_lock:
+        if request.done:
+            return False
+        if len(request.held_messages) < _MAX_CAPTURES_PER_REQUEST:  # past the bound: dropped
+            request.held_messages.append(event)
+        return True
 
 
 def finish(request: RequestCapture) -> None:

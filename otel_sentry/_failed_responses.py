@@ -63,13 +63,16 @@ def settle_outcome(runtime: Runtime, request: _capture.RequestCapture) -> None:
         keep_logs = runtime.settings.log_events_in_ok_requests
         kept = [e for e in request.errors if not e.soft or (keep_logs and e.logger is not None)]
         dropped = len(request.errors) - len(kept)
+        if not keep_logs:
+            dropped += len(request.held_messages)
+            request.held_messages.clear()
         if dropped:
             runtime.counters["soft_capture.request_ok"] += dropped
             request.errors[:] = kept
         return
     if not _failed(runtime, status) or any(not e.soft for e in request.errors):
         return
-    if request.errors:  # a soft capture (the log record of the failure, an awaited task's error)
+    if request.errors or request.held_messages:  # a soft capture (the failure's log record...)
         return
     exc = request.response_exception
     if exc is not None:
@@ -86,6 +89,13 @@ def settle_outcome(runtime: Runtime, request: _capture.RequestCapture) -> None:
         if request.errors:
             return
     _message_event(runtime, request, status)  # type: ignore[arg-type]
+
+
+def release_messages(runtime: Runtime, request: _capture.RequestCapture) -> None:
+    """Send the log message events the request held (its outcome kept them)."""
+    held, request.held_messages = request.held_messages, []
+    for event in held:
+        runtime.submit(event, ERROR)
 
 
 def _message_event(runtime: Runtime, request: _capture.RequestCapture, status: int) -> None:

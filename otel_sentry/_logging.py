@@ -230,7 +230,8 @@ def _message_event(
     event.pop("exception", None)
     event.get("tags", {}).pop("exception_type", None)
     event.get("contexts", {}).pop("exception_context", None)
-    runtime.submit(event, ERROR)
+    if not _capture.hold_message(request, event):  # inside a request, its outcome decides
+        runtime.submit(event, ERROR)
 
 
 class _NoException(Exception):

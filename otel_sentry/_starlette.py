@@ -123,6 +123,8 @@ def settle(runtime: Runtime, request: _capture.RequestCapture) -> None:
     _capture.finish(request)  # tasks that outlive the response now emit their own events
     if request.errors:
         runtime.emit_request(request)
+    if request.held_messages:
+        _failed_responses.release_messages(runtime, request)
     # Break the cycle scope -> capture -> exception -> traceback -> frames -> request -> scope:
     # left to the cyclic GC, the frames' locals (an open DB cursor holding a lock, a file)
     # would outlive the request.

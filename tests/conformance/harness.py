@@ -26,7 +26,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import httpx
 
 from otel_sentry.testing import OtlpReceiver, SentryIngest
-
 from tests.support.apps import clean_env, free_port
 
 APPS = Path(__file__).resolve().parent / "apps"
