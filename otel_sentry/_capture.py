@@ -237,6 +237,25 @@ def release_frame_locals(exc: BaseException) -> None:
                 tb, steps = tb.tb_next, steps + 1
 
 
+_lifespan_failed_at: Optional[float] = None
+_SERVER_LOGGERS = ("uvicorn", "hypercorn", "gunicorn")
+
+
+def note_lifespan_failure() -> None:
+    global _lifespan_failed_at
+    _lifespan_failed_at = time.monotonic()
+
+
+def is_server_echo(logger_name: str) -> bool:
+    """A server's own log line saying the app's startup/shutdown failed ("Application startup
+    failed. Exiting."), right after that failure was captured where it happened: not a second issue."""
+    return (
+        _lifespan_failed_at is not None
+        and time.monotonic() - _lifespan_failed_at < 10.0
+        and logger_name.startswith(_SERVER_LOGGERS)
+    )
+
+
 def hold_message(request: Optional[RequestCapture], event: dict[str, Any]) -> bool:
     """Keep a log record's message event until its request's outcome is known; False when there is
     no running request (the caller sends it at once)."""

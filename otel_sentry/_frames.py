@@ -80,7 +80,7 @@ def exception_values(
 
     chain = list(walk_exception_chain((type(exc), exc, tb)))
     ours = not any(isinstance(e, _GROUP) for _t, e, _tb in chain)
-    lent = _lend_messages([e for _t, e, _tb in chain])
+    lent = _lend_messages([e for _t, e, _tb in chain if e is not None])
     try:
         event, _hint = event_from_exception(
             (type(exc), exc, tb),

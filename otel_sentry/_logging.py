@@ -201,6 +201,8 @@ class SentryLoggingHandler(logging.Handler):
                 logentry=entry,
                 logger_name=record.name,
             )
+        elif _capture.is_server_echo(record.name):
+            runtime.counters["log_message.server_echo"] += 1
         else:
             _message_event(runtime, record, request, entry, level)
 

@@ -32,10 +32,10 @@ def _flatten(routes: Any) -> list[Any]:
     """Routes with FastAPI's included routers (>= 0.137) expanded to their effective routes."""
     try:
         from fastapi.routing import iter_route_contexts
-    except ImportError:  # older FastAPI flattens on include_router; or no FastAPI at all
-        iter_route_contexts = None
-    if iter_route_contexts is not None:
+
         return list(iter_route_contexts(routes))
+    except ImportError:  # older FastAPI flattens on include_router; or no FastAPI at all
+        pass
     flat: list[Any] = []
     for route in routes:
         expand = getattr(route, "effective_route_contexts", None)
@@ -49,7 +49,8 @@ def _matches(route: Any, scope: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     # FastAPI's route contexts are Route subclasses whose own matches() is the router's; the contrib
     # instrumentation calls Route.matches on them for the plain template match, as done here.
     if isinstance(route, Route):
-        return Route.matches(route, scope)
+        match, child = Route.matches(route, scope)
+        return match, dict(child)
     result: tuple[Any, dict[str, Any]] = route.matches(scope)
     return result
 

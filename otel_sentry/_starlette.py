@@ -25,6 +25,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from . import _capture, _failed_responses, _shutdown
 from ._enrich import DURATION_MS, ERROR_CATEGORY, IS_TIMEOUT, SLOW_REQUEST, header_attributes, span_attributes
+from ._events import CapturedError
 from ._failsafe import internal_error
 from ._runtime import Runtime, get_runtime
 from ._sanitize import safe_str
@@ -107,10 +108,21 @@ class CaptureMiddleware:
         try:
             await self.app(scope, receive, _shutdown.lifespan_send(send))
         except Exception as exc:
-            _capture.capture(runtime, exc, exc.__traceback__, handled=False, mechanism="asgi.lifespan")
+            # hypercorn answers "startup failed" by raising its own error from send(): the app's is
+            # the one it was handling
+            failure = exc.__context__ if _is_server_lifespan_error(exc) and exc.__context__ else exc
+            _capture.capture(
+                runtime, failure, failure.__traceback__, handled=False, mechanism="asgi.lifespan"
+            )
+            _capture.note_lifespan_failure()
             with contextlib.suppress(Exception):
                 runtime.flush(2.0)  # the server exits next, maybe without atexit
             raise
+
+
+def _is_server_lifespan_error(exc: BaseException) -> bool:
+    cls = type(exc)
+    return (cls.__module__, cls.__qualname__) == ("hypercorn.utils", "LifespanFailureError")
 
 
 def settle(runtime: Runtime, request: _capture.RequestCapture) -> None:
@@ -175,7 +187,7 @@ def _mark_span_failed(exc: BaseException) -> None:
         span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exception_message(exc, safe_str)}"))
 
 
-def _failure(runtime: Runtime, request: _capture.RequestCapture) -> Optional[_capture.CapturedError]:
+def _failure(runtime: Runtime, request: _capture.RequestCapture) -> Optional[CapturedError]:
     """The error that made the request fail, if it failed: a failed status or an escaped exception.
     A soft capture of a request that answered 2xx-4xx (a log record, an awaited task's handled
     error) does not mark the server span failed."""
@@ -350,7 +362,7 @@ def _patched_build_middleware_stack(original: Callable[[Any], Any]) -> Callable[
             # with debug on, Starlette answers with its traceback page instead of calling it.
             outer = stack.handler is not None and not stack.debug
             if outer:
-                stack.handler = wrap_exception_handler(stack.handler, _observe_outer_handler)
+                stack.handler = wrap_exception_handler(stack.handler, _observe_outer_handler)  # type: ignore[arg-type]
             stack.app = CaptureMiddleware(stack.app, outer_handler=outer)  # type: ignore[assignment]
         else:
             stack = CaptureMiddleware(stack)

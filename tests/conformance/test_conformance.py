@@ -41,12 +41,12 @@ def real_probes(module: str) -> list[Probe]:
         return [
             Probe("GET", "/", 200),
             Probe("GET", "/admin/user/list", 200),
-            Probe("GET", "/admin/user/detail?pks=404", 404),
+            Probe("GET", "/admin/nothing/list", 404),
             Probe(
                 "GET",
-                "/admin/broken/detail?pks=1",
+                "/admin/broken/list",
                 500,
-                Expect("/admin/{key}/detail", "/admin/broken/detail", "OperationalError"),
+                Expect("/admin/{key}/list", "/admin/broken/list", "OperationalError"),
             ),
         ]
     return [

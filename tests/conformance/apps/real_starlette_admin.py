@@ -1,5 +1,5 @@
 """starlette-admin (PyPI, pinned) mounted into a FastAPI app at /admin, over SQLAlchemy/sqlite.
-``Broken``'s table was never created: its detail page fails with the driver's error inside the mount.
+``Broken``'s table was never created: its list page fails with the driver's error inside the mount.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ async def home() -> dict[str, str]:
     return {"app": "starlette-admin"}
 
 
-admin = Admin(engine, title="conformance")
+admin = Admin(engine, title="conformance", secret_key="conformance-fixed-key")
 admin.add_view(ModelView(User))
 admin.add_view(ModelView(Broken))
 admin.mount_to(app)
