@@ -55,7 +55,8 @@ def venv_for(version: str, timeout: float = 1500.0) -> Path:
     if base is None:
         raise LookupError(f"no Python {version} (pyenv or PATH)")
     spec = _pyproject_spec()
-    key = hashlib.sha256(json.dumps([version, spec]).encode()).hexdigest()[:16]
+    constraints = Path(__file__).with_name("constraints.txt")
+    key = hashlib.sha256(json.dumps([version, spec, constraints.read_text()]).encode()).hexdigest()[:16]
     target = CACHE / f"py{version}-{key}"
     python = target / "bin" / "python"
     stamp = target / "otel-sentry-ready.json"
@@ -65,7 +66,7 @@ def venv_for(version: str, timeout: float = 1500.0) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([str(base), "-m", "venv", str(target)], check=True, timeout=120)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "hatchling", *spec],
+            [str(python), "-m", "pip", "install", "-q", "-c", str(constraints), "hatchling", *spec],
             check=True,
             timeout=max(60.0, deadline - time.monotonic()),
         )
