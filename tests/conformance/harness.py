@@ -266,6 +266,7 @@ class Row:
     missing: int = 0
     answers_differ: int = 0
     span_routes_differ: int = 0
+    span_hygiene: int = 0
     relay_errors: int = 0
     tags: List[str] = field(default_factory=list)
     problems: List[str] = field(default_factory=list)
@@ -337,7 +338,29 @@ def check(app: str, probes: Sequence[Probe], stock: RunResult, ours: RunResult) 
                 f"{probe.path}: span route stock {a['attributes'].get('http.route')!r} "
                 f"ours {b['attributes'].get('http.route')!r}"
             )
+        _span_hygiene(row, probe, a, b)
     return row
+
+
+def _span_hygiene(row: Row, probe: Probe, stock: Dict[str, Any], ours: Dict[str, Any]) -> None:
+    """A request that did not fail (stock's span not ERROR, status below 500) is not marked failed
+    by otel_sentry; no span holds one exception twice."""
+    events = [e for e in ours["events"] if e["name"] == "exception"]
+    keys = [(e["attributes"].get("exception.type"), e["attributes"].get("exception.message")) for e in events]
+    if len(keys) != len(set(keys)):
+        row.span_hygiene += 1
+        row.problems.append(f"{probe.path}: exception recorded twice on the server span: {keys}")
+    failed = stock["status"]["code"] == 2 or (probe.status is not None and probe.status >= 500)
+    if failed:
+        return
+    marks = {
+        "ERROR status": ours["status"]["code"] == 2,
+        "exception events": bool(events),
+        "error.type": "error.type" in ours["attributes"] and "error.type" not in stock["attributes"],
+    }
+    if any(marks.values()):
+        row.span_hygiene += 1
+        row.problems.append(f"{probe.path}: server span of a request that went well has {marks}")
 
 
 def _as_complete(ours: Any, stock: Any) -> bool:
@@ -369,14 +392,14 @@ ROWS: List[Row] = []  # every row checked in this session, for the closing-note 
 def table(rows: Sequence[Row]) -> str:
     lines = [
         "| app | server | 5xx sent | issues | false issues | wrong route/URL | duplicates | missing "
-        "| answers differ | span routes differ | Relay errors |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| answers differ | span routes less complete | span hygiene | Relay errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r.app} | {r.server} | {r.sent_5xx} | {r.issues} | {r.false_issues} | {r.wrong_route_url} "
             f"| {r.duplicates} | {r.missing} | {r.answers_differ} | {r.span_routes_differ} "
-            f"| {r.relay_errors} |"
+            f"| {r.span_hygiene} | {r.relay_errors} |"
         )
     return "\n".join(lines)
 

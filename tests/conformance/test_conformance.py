@@ -79,6 +79,7 @@ def assert_clean(row: harness.Row) -> None:
             "missing",
             "answers_differ",
             "span_routes_differ",
+            "span_hygiene",
             "relay_errors",
         )
         if getattr(row, k)
