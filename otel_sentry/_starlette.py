@@ -29,7 +29,7 @@ from ._events import CapturedError
 from ._failsafe import internal_error
 from ._runtime import Runtime, get_runtime
 from ._sanitize import safe_str
-from ._span_semantics import exception_message
+from ._span_semantics import exception_message, note_failed_after_end
 
 logger = logging.getLogger("otel_sentry")
 
@@ -185,6 +185,10 @@ def _mark_span_failed(exc: BaseException) -> None:
     span = trace.get_current_span()
     if span.is_recording():
         span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exception_message(exc, safe_str)}"))
+    elif span.get_span_context().is_valid:
+        # The instrumentation ended the span with the response's start (a stream that broke later):
+        # its transaction still reports the failure.
+        note_failed_after_end(span.get_span_context().span_id)
 
 
 def _failure(runtime: Runtime, request: _capture.RequestCapture) -> Optional[CapturedError]:

@@ -58,6 +58,7 @@ class RunResult:
     mode: str
     answers: List[Tuple[int, bytes]] = field(default_factory=list)
     events: List[Dict[str, Any]] = field(default_factory=list)
+    transactions: List[Dict[str, Any]] = field(default_factory=list)
     spans: List[Dict[str, Any]] = field(default_factory=list)
     output: str = ""
     started: bool = True
@@ -118,7 +119,7 @@ def _env(mode: str, ingest: SentryIngest, receiver: OtlpReceiver, env: Dict[str,
     common = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_BSP_SCHEDULE_DELAY": "50",
+        "OTEL_BSP_SCHEDULE_DELAY": "1000",  # the default is 5 s; the stop flushes what is left
         "OTEL_TRACES_SAMPLER": "always_on",
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_LOGS_EXPORTER": "none",
@@ -226,6 +227,7 @@ def run(
                 proc.wait(timeout=5)
         ingest.wait_for(lambda i: False, 0.5) if hasattr(ingest, "wait_for") else time.sleep(0.5)
         result.events = ingest.events()
+        result.transactions = ingest.transactions()
         result.spans = receiver.spans()
         result.output = log.read_text(errors="replace")
     return result

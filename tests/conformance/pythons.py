@@ -66,7 +66,18 @@ def venv_for(version: str, timeout: float = 1500.0) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([str(base), "-m", "venv", str(target)], check=True, timeout=120)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "-c", str(constraints), "hatchling", "editables", *spec],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-c",
+                str(constraints),
+                "hatchling",
+                "editables",
+                *spec,
+            ],
             check=True,
             timeout=max(60.0, deadline - time.monotonic()),
         )

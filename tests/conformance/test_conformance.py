@@ -57,12 +57,16 @@ def real_probes(module: str) -> list[Probe]:
     ]
 
 
+LAST: dict[str, harness.RunResult] = {}
+
+
 def run_pair(
     module: str, checks: list[Probe], server: str, python: Path = Path(sys.executable), **kw: object
 ) -> harness.Row:
     stock = harness.run(module, checks, server=server, mode="stock", python=python, **kw)  # type: ignore[arg-type]
     ours = harness.run(module, checks, server=server, mode="otel_sentry", python=python, **kw)  # type: ignore[arg-type]
     assert stock.started and ours.started, ours.output[-3000:] + stock.output[-3000:]
+    LAST["ours"] = ours
     row = harness.check(module, checks, stock, ours)
     harness.ROWS.append(row)
     return row
@@ -90,6 +94,9 @@ def assert_clean(row: harness.Row) -> None:
 @pytest.mark.parametrize("server", harness.SERVERS)
 def test_app_shapes(server: str) -> None:
     assert_clean(run_pair("shapes", probes.shapes(), server))
+    # a response that broke mid-stream is a failed transaction, though it started with 200
+    (streamed,) = [t for t in LAST["ours"].transactions if t.get("transaction") == "/stream-fail"]
+    assert streamed["contexts"]["trace"]["status"] == "internal_error"
 
 
 def test_root_path_is_not_doubled() -> None:
