@@ -79,7 +79,9 @@ def _same_raise(outer: Optional[TracebackType], inner: TracebackType) -> bool:
             if previous is None:
                 return True
             caller = inner.tb_frame.f_back
-            return caller is None or caller is previous.tb_frame
+            # ``raise exc`` in the except block of the frame that caught it (Starlette's
+            # ServerErrorMiddleware after the app's handler answered) prepends that same frame
+            return caller is None or caller is previous.tb_frame or inner.tb_frame is previous.tb_frame
         previous, node, steps = node, node.tb_next, steps + 1
     return False
 
