@@ -25,7 +25,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from . import _capture, _sanitize
 from ._runtime import Runtime, get_runtime
-from ._span_semantics import is_server_span, record_exception_once
+from ._span_semantics import exception_message_returns, is_server_span, record_exception_once
 
 logger = logging.getLogger("otel_sentry")
 
@@ -98,7 +98,7 @@ def _stand_in(obj: object, helper: str) -> BaseException:
 
 def _unprintable(exc: BaseException) -> bool:
     """True when str() of an exception in the chain does not return in time (it would block)."""
-    return any(not _sanitize.str_returns(member) for member in _capture.exception_chain(exc))
+    return any(not exception_message_returns(member) for member in _capture.exception_chain(exc))
 
 
 def _printable_stand_in(exc: BaseException) -> BaseException:

@@ -500,3 +500,20 @@ def exception_message(exc: BaseException, safe_str: Any) -> str:
     text = str(safe_str(exc))
     vars(exc)[_MESSAGE] = text
     return text
+
+
+def exception_message_returns(exc: BaseException) -> bool:
+    """False when str(exc) did not return in time; otherwise its text is remembered on exc, so
+    the capture that follows does not call it again."""
+    from ._sanitize import MAX_MESSAGE, _guard, _Unavailable, cap, exception_str_is_safe, fix_text
+
+    try:
+        if isinstance(vars(exc).get(_MESSAGE), str) or exception_str_is_safe(exc):
+            return True
+    except TypeError:
+        return True
+    text = _guard.call(exc, lambda: str(exc), "str")
+    if isinstance(text, _Unavailable):
+        return False
+    vars(exc)[_MESSAGE] = cap(fix_text(text), MAX_MESSAGE)
+    return True

@@ -180,3 +180,17 @@ def test_sqlalchemy_errors_are_database_errors() -> None:
     assert (
         classify([_raised(error)], status_code=500, hint="provider_error").error_category == "database_error"
     )
+
+
+@pytest.mark.parametrize("cls", [Unprintable, Slow])
+def test_through_the_capture_helpers_too(cls: type, runtime: Runtime, sentry_ingest: SentryIngest) -> None:
+    from otel_sentry import capture_error
+
+    cls.calls = 0  # type: ignore[attr-defined]
+    try:
+        raise cls("x")
+    except Exception as exc:
+        assert capture_error(exc, "provider", {"model": "m"})
+    (event,) = events(sentry_ingest, runtime, 1)
+    assert cls.calls <= 1  # type: ignore[attr-defined]
+    relay.assert_valid(event)
