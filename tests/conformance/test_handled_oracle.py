@@ -12,7 +12,6 @@ import sys
 from tests.conformance import harness
 from tests.conformance.harness import APPS, Probe
 
-
 ORACLE = r"""
 import json, sys
 import sentry_sdk
