@@ -255,7 +255,9 @@ def _observe_outer_handler(conn: Any, exc: BaseException, tb: Any, response: Any
                 runtime,
                 exc,
                 tb,
-                handled=response is not None,
+                # as sentry-sdk reports it: ServerErrorMiddleware re-raises to the server after the
+                # handler answered, so the exception is unhandled (tests/conformance oracle)
+                handled=False,
                 mechanism="starlette",
                 status_code=status,
                 request=request,

@@ -37,6 +37,8 @@ def shapes(prefix: str = "") -> list[Probe]:
         Probe("GET", "/stream-fail", ANY, Expect("/stream-fail", prefix + "/stream-fail", "ShapeError")),
         Probe("GET", "/ws", 101, websocket="hello"),
         Probe("GET", "/ws", 101, Expect("/ws", prefix + "/ws", "ShapeError"), websocket="boom"),
+        fail("/v1/chat/completions", "/v1/chat/completions", "ProviderAPIError"),
+        fail("/v1/embeddings", "/v1/embeddings", "ModuleNotFoundError"),
         fail("/sub/boom", "/sub/boom"),
         Probe("GET", "/sub/things/a", 200),
         fail("/plain/boom", "/plain/boom"),

@@ -93,7 +93,11 @@ def assert_clean(row: harness.Row) -> None:
 
 @pytest.mark.parametrize("server", harness.SERVERS)
 def test_app_shapes(server: str) -> None:
-    assert_clean(run_pair("shapes", probes.shapes(), server))
+    row = run_pair("shapes", probes.shapes(), server)
+    assert_clean(row)
+    # what the events say, from evidence: the exception's own provider/model, an import error
+    assert "/v1/chat/completions: provider_error provider=anthropic model=claude-3-5-haiku" in row.tags
+    assert "/v1/embeddings: configuration_error" in row.tags
     # a response that broke mid-stream is a failed transaction, though it started with 200
     (streamed,) = [t for t in LAST["ours"].transactions if t.get("transaction") == "/stream-fail"]
     assert streamed["contexts"]["trace"]["status"] == "internal_error"
@@ -101,6 +105,7 @@ def test_app_shapes(server: str) -> None:
 
 def test_root_path_is_not_doubled() -> None:
     row = run_pair("shapes", probes.shapes("/prefix"), "uvicorn", extra_args=["--root-path", "/prefix"])
+    row.server += " --root-path /prefix"
     assert_clean(row)
 
 

@@ -171,6 +171,24 @@ async def ws(websocket: WebSocket) -> None:
     await websocket.close()
 
 
+class ProviderAPIError(Exception):
+    """How LLM client libraries fail: the provider and model on the exception itself."""
+
+    def __init__(self, message: str, llm_provider: str, model: str) -> None:
+        super().__init__(message)
+        self.llm_provider, self.model = llm_provider, model
+
+
+@app.get("/v1/chat/completions")
+async def chat() -> None:
+    raise ProviderAPIError("rate limited", llm_provider="anthropic", model="claude-3-5-haiku")
+
+
+@app.get("/v1/embeddings")
+async def embeddings() -> None:
+    import tiktoken_not_installed  # type: ignore[import-not-found]  # noqa: F401 - a deploy missing a package
+
+
 # A FastAPI sub-app and a Starlette sub-app, mounted.
 sub = FastAPI()
 
