@@ -33,7 +33,7 @@ from ._enrich import enrich
 from ._events import CapturedError, RequestFacts
 from ._frames import exception_values
 from ._sanitize import safe_str
-from ._span_semantics import exception_message, record_exception_once
+from ._span_exceptions import exception_message, record_exception_once
 
 if TYPE_CHECKING:
     from ._runtime import Runtime

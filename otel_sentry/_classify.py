@@ -167,7 +167,7 @@ def otel_exception_type(exc: BaseException) -> str:
 def _text(exc: BaseException) -> str:
     """str(exc), guarded and computed once per exception (its __str__ may raise or be slow)."""
     from ._sanitize import safe_str
-    from ._span_semantics import exception_message
+    from ._span_exceptions import exception_message
 
     return exception_message(exc, safe_str)
 

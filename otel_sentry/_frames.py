@@ -145,7 +145,7 @@ def _lend_messages(members: list[BaseException]) -> list[BaseException]:
     guarded, and lent to sentry-sdk's extraction as the ``message`` attribute it reads first, so that
     it does not call str() again. Taken back right after."""
     from ._sanitize import exception_str_is_safe, safe_str
-    from ._span_semantics import exception_message
+    from ._span_exceptions import exception_message
 
     lent: list[BaseException] = []
     for member in members:

@@ -25,7 +25,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from . import _capture, _sanitize
 from ._runtime import Runtime, get_runtime
-from ._span_semantics import exception_message_returns, is_server_span, record_exception_once
+from ._span_exceptions import exception_message_returns, is_server_span, record_exception_once
 
 logger = logging.getLogger("otel_sentry")
 

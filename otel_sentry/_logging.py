@@ -88,7 +88,7 @@ def _mentions(text: str, exc: BaseException) -> bool:
     """True when the log message names the exception (its type, or its message)."""
     if type(exc).__name__ in text:
         return True
-    from ._span_semantics import exception_message
+    from ._span_exceptions import exception_message
 
     message = exception_message(exc, _sanitize.safe_str)
     return bool(message) and message in text

@@ -29,7 +29,8 @@ from ._events import CapturedError
 from ._failsafe import internal_error
 from ._runtime import Runtime, get_runtime
 from ._sanitize import safe_str
-from ._span_semantics import exception_message, note_failed_after_end
+from ._span_exceptions import exception_message
+from ._span_semantics import note_failed_after_end
 
 logger = logging.getLogger("otel_sentry")
 
@@ -274,11 +275,11 @@ def _observe_outer_handler(conn: Any, exc: BaseException, tb: Any, response: Any
 
 
 @contextlib.contextmanager
-def _inside_request(conn: Any, observe: Callable[..., None]) -> Iterator[None]:
+def _inside_request(conn: Any, outer: bool) -> Iterator[None]:
     """The app's outer handler runs after the capture middleware returned: what it logs (a
     ``logger.exception`` of the error it answers) still belongs to the request it answers."""
     request = (getattr(conn, "scope", None) or {}).get(_capture.SCOPE_KEY)
-    if observe is not _observe_outer_handler or not isinstance(request, _capture.RequestCapture):
+    if not outer or not isinstance(request, _capture.RequestCapture):
         yield
         return
     token = _capture.set_current_request(request)
@@ -288,18 +289,16 @@ def _inside_request(conn: Any, observe: Callable[..., None]) -> Iterator[None]:
         _capture.reset_current_request(token)
 
 
-def _handler_failed(observe: Callable[..., None], conn: Any, exc: BaseException, tb: Any) -> None:
+def _handler_failed(outer: bool, conn: Any, exc: BaseException, tb: Any) -> None:
     """The app's outer handler raised: the request it was to answer still gets settled."""
-    if observe is _observe_outer_handler:
+    if outer:
         try:
-            observe(conn, exc, tb, None)
+            _observe_outer_handler(conn, exc, tb, None)
         except Exception:
             internal_error("observing a failed exception handler")
 
 
-def wrap_exception_handler(
-    handler: Callable[..., Any], observe: Callable[[Any, BaseException, Any, Any], None] = _observe_handled
-) -> Callable[..., Any]:
+def wrap_exception_handler(handler: Callable[..., Any], outer: bool = False) -> Callable[..., Any]:
     """Wrap one Starlette exception handler so a failure response captures the live exception."""
     if getattr(handler, _WRAPPED, False):
         return handler
@@ -311,13 +310,14 @@ def wrap_exception_handler(
         async def async_wrapper(conn: Any, exc: BaseException) -> Any:
             tb = exc.__traceback__  # Starlette clears it once the handler returns
             try:
-                with _inside_request(conn, observe):
+                with _inside_request(conn, outer):
                     response = await handler(conn, exc)
             except BaseException:
-                _handler_failed(observe, conn, exc, tb)
+                _handler_failed(outer, conn, exc, tb)
                 raise
             try:
-                observe(conn, exc, tb, response)
+                # looked up at call time (a test plants a bug in it)
+                (_observe_outer_handler if outer else _observe_handled)(conn, exc, tb, response)
             except Exception:
                 internal_error("observing an exception handler's response")
             return response
@@ -329,13 +329,14 @@ def wrap_exception_handler(
         def sync_wrapper(conn: Any, exc: BaseException) -> Any:
             tb = exc.__traceback__
             try:
-                with _inside_request(conn, observe):
+                with _inside_request(conn, outer):
                     response = handler(conn, exc)
             except BaseException:
-                _handler_failed(observe, conn, exc, tb)
+                _handler_failed(outer, conn, exc, tb)
                 raise
             try:
-                observe(conn, exc, tb, response)
+                # looked up at call time (a test plants a bug in it)
+                (_observe_outer_handler if outer else _observe_handled)(conn, exc, tb, response)
             except Exception:
                 internal_error("observing an exception handler's response")
             return response
@@ -368,7 +369,7 @@ def _patched_build_middleware_stack(original: Callable[[Any], Any]) -> Callable[
             # with debug on, Starlette answers with its traceback page instead of calling it.
             outer = stack.handler is not None and not stack.debug
             if outer:
-                stack.handler = wrap_exception_handler(stack.handler, _observe_outer_handler)  # type: ignore[arg-type]
+                stack.handler = wrap_exception_handler(stack.handler, outer=True)  # type: ignore[arg-type]
             stack.app = CaptureMiddleware(stack.app, outer_handler=outer)  # type: ignore[assignment]
         else:
             stack = CaptureMiddleware(stack)
