@@ -327,6 +327,13 @@ def check(app: str, probes: Sequence[Probe], stock: RunResult, ours: RunResult) 
             f"{(event.get('logentry') or {}).get('formatted', '')!r}"
         )
     row.relay_errors = relay_errors(ours.events)
+    if row.relay_errors:
+        from tests.support.relay import normalize
+
+        for event in ours.events:
+            errors = normalize(event).get("errors")
+            if errors:
+                row.problems.append(f"Relay: {json.dumps(errors)[:600]} in {json.dumps(event)[:3000]}")
     for probe in probes:
         if probe.websocket is not None:
             continue
