@@ -7,15 +7,18 @@ the trace (and the request context) of the request that spawned it, even when it
 
 * ``BackgroundTask.__call__`` (what ``BackgroundTasks.add_task`` runs after the response is sent);
 * asyncio: a task factory on the running loop adds a done-callback to every task (``create_task``,
-  ``gather``, task groups, anyio); the callback reads the exception without marking it retrieved, so
-  asyncio's own "never retrieved" log is unchanged. A loop exception handler catches the rest
-  (futures, callbacks) and then calls the previous handler. uvicorn creates its loop after the
-  distro ran, so both are installed when the app builds its middleware stack, inside the loop;
+  ``gather``, task groups, anyio) that notes the starter's context on a failed task's exception,
+  without marking it retrieved. A loop exception handler reports what asyncio says nobody retrieved
+  (tasks, futures, callbacks) and then calls the previous handler. uvicorn creates its loop after
+  the distro ran, so both are installed when the app builds its middleware stack, inside the loop;
 * threads: ``Thread.start`` snapshots the starter's context, ``threading.excepthook`` reports;
-* ``ThreadPoolExecutor.submit``: the callable is wrapped to report what it raises, then re-raise.
+* ``ThreadPoolExecutor.submit``: the job's exception is reported when its future is collected and
+  nobody called ``result()``/``exception()`` (through ``run_in_executor``, asyncio's own check).
 
-Task and executor captures are *soft* (see ``_capture``): when the exception is awaited and reaches
-the request's own capture point, that one event replaces them.
+Only an exception nobody retrieved is an error of the background work: a health check that gathers
+several backends and reports which failed, or a retry loop, is not an issue; an exception that the
+request awaits and lets propagate is captured where it arrives. A server's own shutdown control
+flow (hypercorn's ``ShutdownError`` at every graceful stop) is never reported.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import contextvars
 import functools
 import logging
 import threading
+import weakref
 from collections.abc import Collection
 from types import TracebackType
 from typing import Any, Callable, Optional
@@ -59,7 +63,7 @@ def report(
     context: Optional[contextvars.Context] = None,
 ) -> None:
     """Capture an exception that left background work; in ``context`` (the starter's) when given."""
-    if not isinstance(exc, Exception) or not _enabled():
+    if not isinstance(exc, Exception) or _is_shutdown_flow(exc) or not _enabled():
         return
 
     def capture() -> None:
@@ -125,21 +129,42 @@ def _unpatch_background_task() -> None:
 # -- asyncio --------------------------------------------------------------------------------------
 
 
+# Where an exception of background work was raised from: the starter's context, the kind and name.
+# Stored on the exception itself, read when asyncio reports it was never retrieved.
+_ORIGIN = "__otel_sentry_origin__"
+
+
+def _remember_origin(
+    exc: BaseException, kind: str, name: str, context: Optional[contextvars.Context]
+) -> None:
+    with contextlib.suppress(Exception):  # no __dict__: reported without its starter's context
+        vars(exc).setdefault(_ORIGIN, (kind, name, context))
+
+
 def _task_done(task: asyncio.Future[Any]) -> None:
+    """Note where a failed task ran. Its exception is an error of the background work only if
+    nobody retrieves it (asyncio then reports "Task exception was never retrieved" to the loop's
+    exception handler, see below): a task the request awaits and handles is not an issue, one whose
+    exception propagates is captured where it arrives."""
     if task.cancelled():
         return
     # Task._exception reads the outcome without marking it retrieved (task.exception() would, and
     # asyncio would then stay silent about a task nobody awaited).
-    exc = getattr(task, "_exception", None) if hasattr(task, "_exception") else task.exception()
+    exc = getattr(task, "_exception", None) if hasattr(task, "_exception") else None
     if isinstance(exc, Exception):
         name = task.get_name() if isinstance(task, asyncio.Task) else type(task).__name__
-        report(exc, exc.__traceback__, kind="asyncio.task", name=name, soft=True)
+        # Done callbacks run in the task's context: the request's, for a task it started.
+        _remember_origin(exc, "asyncio.task", name, contextvars.copy_context())
 
 
 def _loop_exception_handler(previous: Optional[Callable[..., Any]]) -> Callable[..., Any]:
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
-        if isinstance(exc, Exception):
+        origin = _origin(exc)
+        if origin is not None and isinstance(exc, Exception) and not _is_shutdown_flow(exc):
+            kind, name, starter_context = origin
+            report(exc, exc.__traceback__, kind=kind, name=name, soft=False, context=starter_context)
+        elif isinstance(exc, Exception) and not _is_shutdown_flow(exc):
             future = context.get("future") or context.get("task")
             get_context = getattr(future, "get_context", None)  # Python 3.12+
             # A callback's Handle keeps the context it was scheduled in (the request's).
@@ -161,6 +186,24 @@ def _loop_exception_handler(previous: Optional[Callable[..., Any]]) -> Callable[
 
     setattr(handler, _ORIGINAL, previous)
     return handler
+
+
+def _origin(exc: object) -> Optional[tuple[str, str, Optional[contextvars.Context]]]:
+    try:
+        origin = vars(exc).get(_ORIGIN)
+    except TypeError:
+        return None
+    return origin if isinstance(origin, tuple) else None
+
+
+# A server's own shutdown control flow, raised at every graceful stop: never an issue.
+_SHUTDOWN_FLOW = frozenset(
+    {("hypercorn.utils", "ShutdownError"), ("hypercorn.utils", "LifespanTimeoutError")}
+)
+
+
+def _is_shutdown_flow(exc: BaseException) -> bool:
+    return any((cls.__module__, cls.__qualname__) in _SHUTDOWN_FLOW for cls in type(exc).__mro__)
 
 
 def install_loop_hooks(loop: Optional[asyncio.AbstractEventLoop] = None) -> bool:
@@ -224,12 +267,46 @@ def _patch_threads() -> None:
         threading.excepthook = excepthook
 
 
-def _run_reporting(context: contextvars.Context, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+class _Job:
+    """One executor job: what it raised, and whether anybody asked for the outcome."""
+
+    __slots__ = ("context", "error", "name", "retrieved")
+
+    def __init__(self, context: contextvars.Context, name: str) -> None:
+        self.context = context
+        self.name = name
+        self.error: Optional[BaseException] = None
+        self.retrieved = False
+
+    def collected(self) -> None:
+        """The future is gone: an exception nobody retrieved is an error of the background work."""
+        error, self.error = self.error, None
+        if error is not None and not self.retrieved:
+            report(
+                error, error.__traceback__, kind="executor", name=self.name, soft=False, context=self.context
+            )
+
+
+def _run_reporting(job: _Job, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except Exception as exc:
-        report(exc, exc.__traceback__, kind="executor", name=_name_of(fn), soft=True, context=context)
+        job.error = exc
+        # awaited through asyncio (run_in_executor), asyncio's own "never retrieved" check decides
+        _remember_origin(exc, "executor", job.name, job.context)
         raise
+
+
+def _mark_retrieved(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def read(self: Any, *args: Any, **kwargs: Any) -> Any:
+        job = self.__dict__.get("_otel_sentry_job")
+        if job is not None:
+            job.retrieved = True
+        return original(self, *args, **kwargs)
+
+    setattr(read, _ORIGINAL, original)
+    return read
 
 
 def _patch_executor() -> None:
@@ -239,14 +316,29 @@ def _patch_executor() -> None:
 
     @functools.wraps(original)
     def submit(self: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        return original(self, _run_reporting, contextvars.copy_context(), fn, *args, **kwargs)
+        job = _Job(contextvars.copy_context(), _name_of(fn))
+        future = original(self, _run_reporting, job, fn, *args, **kwargs)
+        with contextlib.suppress(Exception):
+            future.__dict__["_otel_sentry_job"] = job
+            finalizer = weakref.finalize(future, job.collected)
+            finalizer.atexit = False
+        return future
 
     setattr(submit, _ORIGINAL, original)
     concurrent.futures.ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
+    for name in ("result", "exception"):
+        current = getattr(concurrent.futures.Future, name)
+        if getattr(current, _ORIGINAL, None) is None:
+            setattr(concurrent.futures.Future, name, _mark_retrieved(current))
 
 
 def _unpatch_threads_and_executor() -> None:
-    for owner, name in ((threading.Thread, "start"), (concurrent.futures.ThreadPoolExecutor, "submit")):
+    for owner, name in (
+        (threading.Thread, "start"),
+        (concurrent.futures.ThreadPoolExecutor, "submit"),
+        (concurrent.futures.Future, "result"),
+        (concurrent.futures.Future, "exception"),
+    ):
         original = getattr(getattr(owner, name), _ORIGINAL, None)
         if original is not None:
             setattr(owner, name, original)

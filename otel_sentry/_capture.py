@@ -32,6 +32,8 @@ from ._classify import FailedSpan
 from ._enrich import enrich
 from ._events import CapturedError, RequestFacts
 from ._frames import exception_values
+from ._sanitize import safe_str
+from ._span_exceptions import exception_message, record_exception_once
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -41,6 +43,7 @@ logger = logging.getLogger("otel_sentry")
 SCOPE_KEY = "otel_sentry.request"
 _MAX_CHAIN = 50
 _MAX_CAPTURES_PER_REQUEST = 20
+_ENTRY_KEYS = ("type", "path", "root_path", "method", "app", "headers", "scheme", "server")
 
 _current_request: contextvars.ContextVar[Optional[RequestCapture]] = contextvars.ContextVar(
     "otel_sentry_request", default=None
@@ -76,7 +79,9 @@ def _same_raise(outer: Optional[TracebackType], inner: TracebackType) -> bool:
             if previous is None:
                 return True
             caller = inner.tb_frame.f_back
-            return caller is None or caller is previous.tb_frame
+            # ``raise exc`` in the except block of the frame that caught it (Starlette's
+            # ServerErrorMiddleware after the app's handler answered) prepends that same frame
+            return caller is None or caller is previous.tb_frame or inner.tb_frame is previous.tb_frame
         previous, node, steps = node, node.tb_next, steps + 1
     return False
 
@@ -112,27 +117,50 @@ def _overlaps(a: BaseException, b: BaseException) -> bool:
 class RequestCapture:
     """Per-request state: request facts and the errors captured while serving it."""
 
-    __slots__ = ("_facts", "breadcrumbs", "done", "errors", "failed_spans", "scope", "started", "status_code")
+    __slots__ = (
+        "_facts",
+        "breadcrumbs",
+        "deferred",
+        "done",
+        "entry",
+        "errors",
+        "failed_spans",
+        "held_messages",
+        "response_exception",
+        "scope",
+        "secrets_token",
+        "started",
+        "status_code",
+    )
 
     def __init__(self, scope: dict[str, Any]) -> None:
         self.scope = scope
+        # The request as the server sent it: routing rewrites path, root_path, app and route in place
+        # (mounted sub-apps), and the full route template and URL are computed from this.
+        self.entry = {key: scope[key] for key in _ENTRY_KEYS if key in scope}
         self.started = time.time()
         self.status_code: Optional[int] = None
         self.errors: list[CapturedError] = []
         self.failed_spans: list[FailedSpan] = []
+        self.held_messages: list[dict[str, Any]] = []  # log message events, until the outcome is known
         self._facts: Optional[RequestFacts] = None
+        self.secrets_token: Any = None  # the request's remembered secrets (_request_secrets)
+        self.deferred = False  # an exception escaped to the app's own outer handler, which settles
         self.done = False  # set when the request's events are emitted; later captures go out at once
         self.breadcrumbs: Optional[deque[dict[str, Any]]] = None  # filled by _logging, bounded
+        # The exception being handled when the app built a failed response (see _failed_responses).
+        self.response_exception: Optional[BaseException] = None
 
     def facts(self, runtime: Runtime) -> RequestFacts:
         """Built once, only for sampled or failed requests: the others pay nothing for headers or users.
         A later call (the events at the end of the request) refreshes status and duration."""
         facts = self._facts
         if facts is None:
-            facts = RequestFacts.from_scope(self.scope)
+            facts = RequestFacts.from_scope({**self.scope, **self.entry})
             facts.started = self.started
         facts.status_code = self.status_code
-        facts.update_route(self.scope)
+        if facts.route is None:
+            facts.update_route(self.scope, self.entry)
         self._facts = enrich(
             facts,
             self.scope,
@@ -213,6 +241,38 @@ def release_frame_locals(exc: BaseException) -> None:
                 tb, steps = tb.tb_next, steps + 1
 
 
+_lifespan_failed_at: Optional[float] = None
+_SERVER_LOGGERS = ("uvicorn", "hypercorn", "gunicorn")
+
+
+def note_lifespan_failure() -> None:
+    global _lifespan_failed_at
+    _lifespan_failed_at = time.monotonic()
+
+
+def is_server_echo(logger_name: str) -> bool:
+    """A server's own log line saying the app's startup/shutdown failed ("Application startup
+    failed. Exiting."), right after that failure was captured where it happened: not a second issue."""
+    return (
+        _lifespan_failed_at is not None
+        and time.monotonic() - _lifespan_failed_at < 10.0
+        and logger_name.startswith(_SERVER_LOGGERS)
+    )
+
+
+def hold_message(request: Optional[RequestCapture], event: dict[str, Any]) -> bool:
+    """Keep a log record's message event until its request's outcome is known; False when there is
+    no running request (the caller sends it at once)."""
+    if request is None:
+        return False
+    with _end_lock:
+        if request.done:
+            return False
+        if len(request.held_messages) < _MAX_CAPTURES_PER_REQUEST:  # past the bound: dropped
+            request.held_messages.append(event)
+        return True
+
+
 def finish(request: RequestCapture) -> None:
     """Mark the request ended: its event list is final, later captures are emitted on their own."""
     with _end_lock:
@@ -220,6 +280,11 @@ def finish(request: RequestCapture) -> None:
 
 
 _NOT_INHERITED = frozenset({"background", "background_task"})  # where the soft capture was made
+
+
+def _parent_span_id(span: Any) -> Optional[str]:
+    parent = getattr(span, "parent", None)  # the SDK's spans; a non-recording span has none
+    return f"{parent.span_id:016x}" if parent is not None and getattr(parent, "is_valid", False) else None
 
 
 def current_request() -> Optional[RequestCapture]:
@@ -273,8 +338,10 @@ def capture(
         span = trace.get_current_span()
         if record_on_span and span.is_recording():
             # Handled exceptions never reach the OTel middleware; record them for every backend.
-            span.record_exception(exc, attributes={"exception.escaped": False})
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            record_exception_once(span, exc, {"exception.escaped": False})
+            span.set_status(
+                Status(StatusCode.ERROR, f"{type(exc).__name__}: {exception_message(exc, safe_str)}")
+            )
         error = CapturedError(
             exception=exc,
             values=exception_values(
@@ -288,6 +355,7 @@ def capture(
             level=level,
             status_code=status_code,
             span_context=span.get_span_context(),
+            parent_span_id=_parent_span_id(span),
             tags=dict(tags or {}),
             contexts=dict(contexts or {}),
             extra=dict(extra or {}),

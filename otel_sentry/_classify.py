@@ -27,6 +27,20 @@ AUTH = "auth_error"
 CACHE = "cache_error"
 CLIENT = "client_error"
 SERVER = "server_error"
+CONFIGURATION = "configuration_error"
+# A tag the @auto_capture_errors decorator leaves: the category its function's name suggests.
+CATEGORY_HINT = "otel_sentry.category_hint"
+
+# Exception types that mean the request's input was bad (decoding or validating it).
+_CLIENT_TYPES = frozenset(
+    {
+        ("json.decoder", "JSONDecodeError"),
+        ("pydantic_core._pydantic_core", "ValidationError"),
+        ("pydantic.error_wrappers", "ValidationError"),
+        ("fastapi.exceptions", "RequestValidationError"),
+        ("fastapi.exceptions", "ValidationException"),
+    }
+)
 
 # Top-level package of the exception's class (or of the frame that raised it) -> category.
 LIBRARY_CATEGORIES: Mapping[str, str] = {
@@ -58,6 +72,7 @@ LIBRARY_CATEGORIES: Mapping[str, str] = {
         ("redis", "aioredis", "valkey", "pymemcache", "memcache", "aiocache", "aiomcache"), CACHE
     ),
     **dict.fromkeys(("stripe", "braintree", "paypalrestsdk", "adyen"), PAYMENT),
+    **dict.fromkeys(("prisma", "pymssql", "pyodbc", "oracledb", "cx_Oracle", "redis_om"), DATABASE),
     **dict.fromkeys(("jwt", "jose", "authlib", "passlib", "itsdangerous"), AUTH),
 }
 
@@ -70,6 +85,7 @@ KEYWORD_CATEGORIES: tuple[tuple[str, str], ...] = (
     (r"provider|openrouter|portkey|upstream|_client\b", PROVIDER),
 )
 _KEYWORDS = tuple((re.compile(pattern, re.IGNORECASE), category) for pattern, category in KEYWORD_CATEGORIES)
+_PLACEHOLDER_TLDS = frozenset({"local", "localhost", "internal", "test", "example", "invalid", "lan", "svc"})
 _CACHE_SYSTEMS = frozenset({"redis", "valkey", "memcached"})
 
 
@@ -100,12 +116,12 @@ def provider_from_host(host: Optional[str]) -> Optional[str]:
     host = host.strip("[]").lower()
     try:
         ipaddress.ip_address(host)
-        return host
+        return None  # an address names no provider
     except ValueError:
         pass
     labels = [label for label in host.split(".") if label]
-    if len(labels) <= 1:
-        return host or None
+    if len(labels) <= 1 or labels[-1] in _PLACEHOLDER_TLDS or labels[-2] in ("example",):
+        return None  # localhost, a service name, example.com, *.local/.internal/.test: a placeholder
     labels = labels[:-1]  # drop the TLD
     while len(labels) > 1 and labels[0] in ("api", "www", "gateway", "eu", "us", "inference"):
         labels = labels[1:]
@@ -148,6 +164,14 @@ def otel_exception_type(exc: BaseException) -> str:
     return f"{module}.{qualname}" if module and module != "builtins" else qualname
 
 
+def _text(exc: BaseException) -> str:
+    """str(exc), guarded and computed once per exception (its __str__ may raise or be slow)."""
+    from ._sanitize import safe_str
+    from ._span_exceptions import exception_message
+
+    return exception_message(exc, safe_str)
+
+
 def _top_package(module: Optional[str]) -> str:
     return (module or "").split(".", 1)[0]
 
@@ -171,7 +195,7 @@ _KEYWORD_SCAN_CHARS = 8192
 
 
 def _keyword_category(exc: BaseException) -> Optional[str]:
-    text = f"{type(exc).__name__} {str(exc)[:_KEYWORD_SCAN_CHARS]}"
+    text = f"{type(exc).__name__} {_text(exc)[:_KEYWORD_SCAN_CHARS]}"
     for pattern, category in _KEYWORDS:
         if pattern.search(text):
             return category
@@ -201,23 +225,40 @@ def _provider_from_exception(chain: Sequence[BaseException]) -> Optional[str]:
     return None
 
 
+def _type_category(exc: BaseException) -> Optional[str]:
+    """What the exception's own type says when its library does not: bad input, bad setup."""
+    for cls in type(exc).__mro__:
+        if (cls.__module__, cls.__name__) in _CLIENT_TYPES:
+            return CLIENT
+    if isinstance(exc, ImportError):
+        return CONFIGURATION
+    return None
+
+
 def classify(
     chain: Sequence[BaseException],
     *,
     status_code: Optional[int] = None,
     failed_spans: Iterable[FailedSpan] = (),
     explicit_category: Optional[str] = None,
+    hint: Optional[str] = None,
 ) -> ErrorFacts:
-    """Classify the outermost exception of chain (outermost first, then its causes)."""
+    """Classify the outermost exception of chain (outermost first, then its causes), from evidence:
+    an explicit category, the span it failed in, its library and type (root cause first), an
+    authentication status, what the decorated function's name suggests, the seeds' keywords, the
+    status. Never from the route alone."""
     outer = chain[0]
-    names = {(otel_exception_type(exc), str(exc)) for exc in chain}
+    names = {(otel_exception_type(exc), _text(exc)) for exc in chain}
     matching = [span for span in failed_spans if (span.exception_type, span.message) in names]
     category = explicit_category or next((s.category for s in matching if s.category), None)
     if category is None:
         for exc in reversed(chain):  # the root cause first
-            category = _library_category(exc)
+            category = _library_category(exc) or _type_category(exc)
             if category:
                 break
+    if category is None and status_code in (401, 403):
+        category = AUTH
+    category = category or hint
     if category is None:
         for exc in chain:
             category = _keyword_category(exc)
@@ -225,13 +266,30 @@ def classify(
                 break
     if category is None and status_code is not None:
         category = CLIENT if 400 <= status_code < 500 else SERVER if status_code >= 500 else None
-    provider = next((s.provider for s in matching if s.provider), None) or (
-        _provider_from_exception(chain) if category == PROVIDER else None
+    provider = (
+        next((s.provider for s in matching if s.provider), None)
+        or _attribute_of(chain, ("llm_provider", "provider"))
+        or (_provider_from_exception(chain) if category == PROVIDER else None)
     )
+    model = next((s.model for s in matching if s.model), None) or _attribute_of(chain, ("model",))
     return ErrorFacts(
         exception_type=type(outer).__name__,
         error_category=category,
         is_timeout=_is_timeout(chain),
         provider=provider,
-        model=next((s.model for s in matching if s.model), None),
+        model=model,
     )
+
+
+def _attribute_of(chain: Sequence[BaseException], names: tuple[str, ...]) -> Optional[str]:
+    """A plain-text attribute the exception carries itself (LLM client libraries set
+    ``llm_provider``/``provider`` and ``model`` on their errors)."""
+    for exc in chain:
+        for name in names:
+            try:
+                value = vars(exc).get(name)
+            except TypeError:
+                continue
+            if isinstance(value, str) and value and len(value) <= 200:
+                return value
+    return None

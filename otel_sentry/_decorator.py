@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union, overload
 
 from . import _helpers, _sanitize
+from ._classify import CATEGORY_HINT
 from ._redact import REDACTED, is_sensitive_name, scrub_text
 from ._runtime import get_runtime
 from ._wrappers import fast_wrapper
@@ -217,9 +218,9 @@ class _Site:
         category: Optional[str]
         kind = self.context_type
         if kind == "provider":
-            provider = found.get("provider") or provider_from_module(self.module) or "unknown"
-            context["provider"] = provider
-            tags.update(provider=provider, model=found.get("model"))
+            provider = found.get("provider") or provider_from_module(self.module)
+            context["provider"] = provider or "unknown"
+            tags.update(provider=provider, model=found.get("model"))  # missing stays missing
             category, name = _helpers.PROVIDER, "provider"
         elif kind == "database":
             operation = found.get("operation") or infer_operation(self.name, DB_OPERATIONS)
@@ -253,10 +254,14 @@ class _Site:
                 if found.get(key):
                     tags[key] = found[key]
             category, name = None, "function"
+        if category:
+            # What the function's name suggests is weaker evidence than the exception itself (a
+            # ModuleNotFoundError in an inference handler is no provider error): a hint, see _classify.
+            tags[CATEGORY_HINT] = category
         _helpers.record(
             exc,
             helper="auto_capture_errors",
-            category=category,
+            category=None,
             context_name=name,
             context=context,
             tags={k: v for k, v in tags.items() if v is not None},

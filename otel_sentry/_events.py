@@ -17,10 +17,11 @@ from typing import Any, Optional
 from opentelemetry.trace import SpanContext
 
 from . import _request_body
-from ._classify import ErrorFacts
+from ._classify import CATEGORY_HINT, ErrorFacts
 from ._enrich import request_context, slow_request_breadcrumb
 from ._event_common import EventDefaults, runtime_contexts
 from ._redact import sanitize_headers, sanitize_query
+from ._routes import route_template, url_path
 from ._span_semantics import http_status_to_span_status
 
 MAX_TAG_VALUE = 200
@@ -61,7 +62,7 @@ class RequestFacts:
         if not host and scope.get("server"):
             server_host, port = scope["server"][0], scope["server"][1]
             host = f"{server_host}:{port}" if port not in (None, 80, 443) else str(server_host)
-        path = scope.get("root_path", "") + scope.get("path", "")
+        path = url_path(str(scope.get("path", "")), str(scope.get("root_path", "")))
         query = scope.get("query_string", b"")
         query_string = sanitize_query(query.decode("latin-1") if isinstance(query, bytes) else str(query))
         client = scope.get("client")
@@ -75,9 +76,12 @@ class RequestFacts:
             body=scope.get(_request_body.SCOPE_KEY),
         )
 
-    def update_route(self, scope: dict[str, Any]) -> None:
-        """Read the route template the router left in the scope (FastAPI and Starlette set it)."""
-        template = getattr(scope.get("route"), "path", None)
+    def update_route(self, scope: dict[str, Any], entry: Optional[dict[str, Any]] = None) -> None:
+        """The full route template: walked from the outer app with the request as it arrived
+        (``entry``), else the one the router left in the scope (local to its router or mount)."""
+        template = route_template(entry.get("app"), entry) if entry and entry.get("app") else None
+        if template is None:
+            template = getattr(scope.get("route"), "path", None)
         if isinstance(template, str) and template:
             self.route = template
 
@@ -92,6 +96,7 @@ class CapturedError:
     level: str = "error"
     status_code: Optional[int] = None
     span_context: Optional[SpanContext] = None
+    parent_span_id: Optional[str] = None
     timestamp: float = field(default_factory=time.time)
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     tags: dict[str, str] = field(default_factory=dict)
@@ -136,6 +141,8 @@ def error_event(
     tags: dict[str, str] = {"exception_type": _tag(outer.get("type", type(error.exception).__name__))}
     contexts: dict[str, dict[str, Any]] = runtime_contexts()
     contexts["trace"] = trace = _trace_context(error.span_context)
+    if error.parent_span_id and error.span_context is not None and error.span_context.is_valid:
+        trace["parent_span_id"] = error.parent_span_id
     event: dict[str, Any] = {
         "event_id": error.event_id,
         "timestamp": error.timestamp,
@@ -205,7 +212,7 @@ def error_event(
         tags["http_status"] = str(status_code)
     if defaults.service_name:
         tags["service.name"] = _tag(defaults.service_name)
-    tags.update({k: _tag(v) for k, v in error.tags.items()})
+    tags.update({k: _tag(v) for k, v in error.tags.items() if k != CATEGORY_HINT})
     event["tags"] = tags
     contexts.update(error.contexts)
     if error.extra:

@@ -80,16 +80,28 @@ def exception_values(
 
     chain = list(walk_exception_chain((type(exc), exc, tb)))
     ours = not any(isinstance(e, _GROUP) for _t, e, _tb in chain)
-    event, _hint = event_from_exception(
-        (type(exc), exc, tb),
-        client_options=options.client_options(ours=ours),
-        mechanism={"type": mechanism_type, "handled": handled},
-    )
+    lent = _lend_messages([e for _t, e, _tb in chain if e is not None])
+    try:
+        event, _hint = event_from_exception(
+            (type(exc), exc, tb),
+            client_options=options.client_options(ours=ours),
+            mechanism={"type": mechanism_type, "handled": handled},
+        )
+    finally:
+        for member in lent:
+            vars(member).pop("message", None)
+    # restored stacks carry sentry-sdk's own source lines: the event's scrubbing pass covers them
+    restored = _restore_long_stacks(event["exception"]["values"], chain, options)
     # otel_sentry's own frames (the capture middleware) are never the app's, even in a checkout of it
     exclude = [*options.in_app_exclude, "otel_sentry"]
     handle_in_app(event, exclude, list(options.in_app_include), options.project_root)
+    for value in event["exception"]["values"]:
+        stacktrace = value.get("stacktrace")
+        for frame in stacktrace.get("frames", ()) if isinstance(stacktrace, dict) else ():
+            if frame.get("in_app") and _library_frame(frame, options.in_app_include):
+                frame["in_app"] = False
     values: list[dict[str, Any]] = event["exception"]["values"]
-    complete = ours and len(values) == len(chain)
+    complete = ours and len(values) == len(chain) and not restored
     if complete:
         for value, (_type, _exc, exc_tb) in zip(values, reversed(chain)):
             _complete_frames(value.get("stacktrace", {}).get("frames", []), exc_tb, options)
@@ -109,6 +121,82 @@ def exception_values(
             value["value"] = cap(scrub_text(clip(value["value"], MAX_MESSAGE * 2)), MAX_MESSAGE)
     # sentry-sdk's own source lines (exception groups) were not scrubbed here: the event pass does it
     return ScrubbedValues(values) if complete else values
+
+
+_COMPILED = (".pyx", ".pxd", ".pxi", ".so", ".pyd", ".c")
+
+
+def _library_frame(frame: dict[str, Any], include: tuple[str, ...]) -> bool:
+    """A frame of a compiled extension (uvloop's ``loop.pyx``: a relative path) or of an installed
+    package is never the app's, whatever the working directory (a venv inside the project)."""
+    module = str(frame.get("module") or "")
+    if any(module == name or module.startswith(name + ".") for name in include):
+        return False
+    path = str(frame.get("abs_path") or frame.get("filename") or "")
+    return (
+        not os.path.isabs(path)
+        or path.endswith(_COMPILED)
+        or any(part in path for part in ("/site-packages/", "/dist-packages/", "\\site-packages\\"))
+    )
+
+
+def _lend_messages(members: list[BaseException]) -> list[BaseException]:
+    """str() of a user exception runs user code (it may raise, or take seconds): computed once,
+    guarded, and lent to sentry-sdk's extraction as the ``message`` attribute it reads first, so that
+    it does not call str() again. Taken back right after."""
+    from ._sanitize import exception_str_is_safe, safe_str
+    from ._span_exceptions import exception_message
+
+    lent: list[BaseException] = []
+    for member in members:
+        try:
+            if exception_str_is_safe(member) or hasattr(member, "message") or hasattr(member, "detail"):
+                continue
+            vars(member)["message"] = exception_message(member, safe_str)
+            lent.append(member)
+        except Exception:  # no __dict__, a property named message...: sentry-sdk guards its own str()
+            continue
+    return lent
+
+
+# Frames kept of a stack deeper than sentry-sdk's limit (it then sends none): the outermost calls
+# and the innermost ones, as Relay trims an over-long stack (the middle goes).
+_HEAD_FRAMES, _TAIL_FRAMES = 50, 200
+
+
+def _restore_long_stacks(values: list[dict[str, Any]], chain: list[Any], options: FrameOptions) -> bool:
+    """sentry-sdk replaces the stack of a traceback over ~2,000 frames (RecursionError with a raised
+    limit) with an annotated value, where a list is expected: keep its two ends instead."""
+    from sentry_sdk.utils import iter_stacks, serialize_frame
+
+    restored = False
+    if len(values) != len(chain):
+        return restored
+    for value, (_type, _exc, exc_tb) in zip(values, reversed(chain)):
+        stacktrace = value.get("stacktrace")
+        if stacktrace is None or isinstance(stacktrace, dict):
+            continue
+        entries = list(iter_stacks(exc_tb))
+        kept = (
+            entries
+            if len(entries) <= _HEAD_FRAMES + _TAIL_FRAMES
+            else (entries[:_HEAD_FRAMES] + entries[-_TAIL_FRAMES:])
+        )
+        value["stacktrace"] = {
+            "frames": [
+                serialize_frame(
+                    entry.tb_frame,
+                    tb_lineno=entry.tb_lineno,
+                    include_local_variables=False,
+                    include_source_context=options.include_source_context,
+                    max_value_length=options.max_value_length,
+                )
+                for entry in kept
+            ],
+        }
+        value.setdefault("mechanism", {})["data"] = {"frames_omitted": len(entries) - len(kept)}
+        restored = True
+    return restored
 
 
 def _complete_frames(

@@ -26,6 +26,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from . import _capture, _sanitize
 from ._runtime import Runtime, get_runtime
+from ._span_exceptions import exception_message_returns, is_server_span, record_exception_once
 
 logger = logging.getLogger("otel_sentry")
 
@@ -98,7 +99,7 @@ def _stand_in(obj: object, helper: str) -> BaseException:
 
 def _unprintable(exc: BaseException) -> bool:
     """True when str() of an exception in the chain does not return in time (it would block)."""
-    return any(not _sanitize.str_returns(member) for member in _capture.exception_chain(exc))
+    return any(not exception_message_returns(member) for member in _capture.exception_chain(exc))
 
 
 def _printable_stand_in(exc: BaseException, reason: Optional[str] = None) -> BaseException:
@@ -287,12 +288,14 @@ def _record(
             if exc is not original:
                 with contextlib.suppress(Exception):  # an unreadable original cannot be marked
                     _capture._mark_captured(original, BaseException.__traceback__.__get__(original))  # type: ignore[union-attr]
-        if span.is_recording():
+        # A soft capture (a log record, background work) says nothing yet about the request: the
+        # server span is marked failed only by a failed request (see _failed_responses).
+        if span.is_recording() and not ((soft or helper == "background") and is_server_span(span)):
             attributes: dict[str, Any] = {"exception.escaped": False}
             attributes.update({NS + key: value for key, value in clean_tags.items()})
             if event_id:
                 attributes[NS + "event_id"] = event_id
-            span.record_exception(exc, attributes=attributes)
+            record_exception_once(span, exc, attributes)
         return event_id
 
 

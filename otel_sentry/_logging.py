@@ -84,6 +84,16 @@ def _message(record: logging.LogRecord) -> str:
     return _sanitize.message(_LazyMessage(record))
 
 
+def _mentions(text: str, exc: BaseException) -> bool:
+    """True when the log message names the exception (its type, or its message)."""
+    if type(exc).__name__ in text:
+        return True
+    from ._span_exceptions import exception_message
+
+    message = exception_message(exc, _sanitize.safe_str)
+    return bool(message) and message in text
+
+
 class _LazyMessage:
     """Makes the guarded str() of _sanitize format the record on its helper thread."""
 
@@ -159,12 +169,17 @@ class SentryLoggingHandler(logging.Handler):
     def _event(self, runtime: Runtime, record: logging.LogRecord, request: Any) -> None:
         exc: Optional[BaseException] = None
         tb = None
-        if isinstance(record.exc_info, tuple) and record.exc_info[1] is not None:
-            exc, tb = record.exc_info[1], record.exc_info[2]
-        elif record.thread == threading.get_ident():
-            exc = sys.exc_info()[1]  # logged inside an ``except`` block: that is the error
-            tb = exc.__traceback__ if exc is not None else None
         text = _message(record)
+        if isinstance(record.exc_info, tuple):
+            exc, tb = record.exc_info[1], record.exc_info[2]  # the record's own, even if none
+        elif record.exc_info is None and record.thread == threading.get_ident():
+            # Logged inside an ``except`` block about the exception being handled (the audit's
+            # ``except Exception as e: logger.error(f"...: {e}")``): that is the error. An unrelated
+            # exception that merely happens to be in sys.exc_info() is not.
+            exc = sys.exc_info()[1]
+            if exc is not None and not _mentions(text, exc):
+                exc = None
+            tb = exc.__traceback__ if exc is not None else None
         entry = {"message": text if not isinstance(record.msg, str) else _sanitize.message(record.msg)}
         entry["formatted"] = text
         level = event_level_name(record.levelno)
@@ -186,6 +201,8 @@ class SentryLoggingHandler(logging.Handler):
                 logentry=entry,
                 logger_name=record.name,
             )
+        elif _capture.is_server_echo(record.name):
+            runtime.counters["log_message.server_echo"] += 1
         else:
             _message_event(runtime, record, request, entry, level)
 
@@ -215,7 +232,8 @@ def _message_event(
     event.pop("exception", None)
     event.get("tags", {}).pop("exception_type", None)
     event.get("contexts", {}).pop("exception_context", None)
-    runtime.submit(event, ERROR)
+    if not _capture.hold_message(request, event):  # inside a request, its outcome decides
+        runtime.submit(event, ERROR)
 
 
 class _NoException(Exception):

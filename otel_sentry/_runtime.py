@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from . import _dsc, _event_extras, _redact, _request_secrets, _sessions
 from ._capture import exception_chain
-from ._classify import ErrorFacts, FailedSpan, classify
+from ._classify import CATEGORY_HINT, ErrorFacts, FailedSpan, classify
 from ._client_reports import RATELIMIT_BACKOFF
 from ._enrich import STANDARD_HEADER_VARIABLES
 from ._event_common import EventDefaults
@@ -145,6 +145,7 @@ class Runtime:
             status_code=status,
             failed_spans=failed_spans,
             explicit_category=error.tags.get("error_category"),
+            hint=error.tags.get(CATEGORY_HINT),
         )
 
     def emit(

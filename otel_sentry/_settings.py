@@ -489,6 +489,16 @@ SETTINGS: tuple[Setting, ...] = (
         default_doc="ERROR",
     ),
     Setting(
+        "log_events_in_ok_requests",
+        ("OTEL_SENTRY_LOG_EVENTS_IN_OK_REQUESTS",),
+        _parse_bool,
+        False,
+        BOOL,
+        "Error log records logged during a request that ends below the failed statuses (2xx, 3xx, "
+        "4xx) become events too, as with sentry-sdk. Off: they stay breadcrumbs and Sentry log items "
+        "(counted), and become an issue only when their request fails or ends without a response.",
+    ),
+    Setting(
         "log_breadcrumb_level",
         ("OTEL_SENTRY_LOG_BREADCRUMB_LEVEL",),
         _parse_log_level,
@@ -663,6 +673,7 @@ class Settings:
     adopt_sentry_sdk: bool = True
     capture_background: bool = True
     log_event_level: Optional[int] = logging.ERROR
+    log_events_in_ok_requests: bool = False
     log_breadcrumb_level: Optional[int] = logging.INFO
     debug_route: Optional[str] = None
     slow_request_seconds: float = 5.0

@@ -43,6 +43,7 @@ code, then the OTel status: ``ERROR`` -> a status guessed from ``error.type`` (t
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Optional
 from urllib.parse import urlsplit, urlunsplit
@@ -410,8 +411,23 @@ def _status_from_error_type(error_type: Optional[str]) -> str:
     return "internal_error"
 
 
+_failed_after_end: OrderedDict[int, None] = OrderedDict()
+_FAILED_KEPT = 1024
+
+
+def note_failed_after_end(span_id: int) -> None:
+    """A server span's request failed after the instrumentation had ended the span (a streaming
+    response that broke mid-way): its Sentry transaction is ``internal_error``, not ``ok``."""
+    _failed_after_end[span_id] = None
+    while len(_failed_after_end) > _FAILED_KEPT:
+        _failed_after_end.popitem(last=False)
+
+
 def span_status(span: ReadableSpan) -> str:
     """The Sentry span status of ``span`` (rules in the module docstring)."""
+    context = span.get_span_context()
+    if context is not None and context.span_id in _failed_after_end:
+        return "internal_error"
     attrs = attributes(span)
     is_error = span.status.status_code == StatusCode.ERROR
     if not _is_asgi_event(attrs):

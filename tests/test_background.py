@@ -57,10 +57,11 @@ def test_a_task_that_outlives_the_response_still_reports(run: Run) -> None:
     assert event["request"]["url"].endswith("/fire-and-forget")
 
 
-def test_every_failed_gather_child_is_an_event_even_when_the_route_handles_the_first(run: Run) -> None:
-    events = run.events_for("/gather")
-    assert sorted(outer(e)["value"] for e in events) == ["gather child a", "gather child b"]
-    assert {e["contexts"]["trace"]["trace_id"] for e in events} == {run.responses["/gather"][1]}
+def test_gathered_failures_the_route_handles_are_no_issue(run: Run) -> None:
+    """The route handles the first failure; gather retrieves the second itself. Nothing was left
+    unretrieved and the request answered 200: no issue (issue 12, "only an exception nobody
+    retrieved is an error of the background work")."""
+    assert run.events_for("/gather") == []
 
 
 def test_a_task_group_failure_is_one_event_with_every_child(run: Run) -> None:

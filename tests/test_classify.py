@@ -90,8 +90,9 @@ def test_provider_from_an_httpx_error_and_from_hosts() -> None:
     exc = chained(RuntimeError("wrapped"), httpx.ConnectError("refused", request=request))
     assert classify(exception_chain(exc), status_code=500).provider == "openrouter"
     assert provider_from_host("api.anthropic.com") == "anthropic"
-    assert provider_from_host("127.0.0.1") == "127.0.0.1"
-    assert provider_from_host("localhost") == "localhost"
+    # placeholders name no provider: missing stays missing
+    for placeholder in ("127.0.0.1", "localhost", "api.example.com", "llm.internal", "provider", "::1"):
+        assert provider_from_host(placeholder) is None
     assert provider_from_host(None) is None
 
 

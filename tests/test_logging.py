@@ -31,7 +31,8 @@ def test_log_then_reraise_as_http_500_is_one_event_with_the_chain_and_the_log_me
     (event,) = run.events_for("/log-then-500")
     values = event["exception"]["values"]
     assert [v["type"] for v in values] == ["KeyError", "HTTPException"]
-    assert values[-1]["mechanism"]["handled"] is False  # the route's capture replaced the log's
+    # the route's capture replaced the log's; an HTTPException 500 is handled, as sentry-sdk says
+    assert values[-1]["mechanism"] == {"type": "starlette", "handled": True}
     assert event["logentry"]["formatted"] == "lookup failed: 'user 42'"
     assert event["logger"] == "background_app"
     crumbs = [c for c in event["breadcrumbs"]["values"] if c.get("type") == "log"]
@@ -43,7 +44,13 @@ def test_log_then_reraise_as_http_500_is_one_event_with_the_chain_and_the_log_me
     relay.assert_valid(event)
 
 
-def test_a_swallowed_error_logged_inside_except_carries_its_stack_trace(run: Run) -> None:
+def test_error_records_of_requests_that_went_well_are_no_issue_by_default(run: Run) -> None:
+    """The request answered 200: its error records stay breadcrumbs and Sentry log items."""
+    assert run.events_for("/swallowed") == [] and run.events_for("/log-message") == []
+
+
+def test_a_swallowed_error_logged_inside_except_carries_its_stack_trace() -> None:
+    run = logging_run()  # OTEL_SENTRY_LOG_EVENTS_IN_OK_REQUESTS=true: sentry-sdk's rule
     (event,) = run.events_for("/swallowed")
     assert event["exception"]["values"][-1]["type"] == "KeyError"
     assert event["exception"]["values"][-1]["mechanism"] == {"type": "logging", "handled": True}
@@ -55,7 +62,8 @@ def test_a_swallowed_error_logged_inside_except_carries_its_stack_trace(run: Run
     relay.assert_valid(event)
 
 
-def test_an_error_record_without_an_exception_is_a_message_event(run: Run) -> None:
+def test_an_error_record_without_an_exception_is_a_message_event() -> None:
+    run = logging_run()
     (event,) = run.events_for("/log-message")
     assert "exception" not in event and "exception_type" not in event["tags"]
     assert event["logentry"] == {
