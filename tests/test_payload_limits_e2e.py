@@ -1,8 +1,8 @@
 """One huge exception must not cost a whole batch: end to end with the real collector.
 
 The app (tests/apps/tier_app.py under ``opentelemetry-instrument`` with otel_sentry) exports over
-OTLP/HTTP, then over OTLP/gRPC when ``opentelemetry-exporter-otlp-proto-grpc`` is installed (it is
-not a test dependency: tests/test_bad_config.py checks the message given when it is missing), to
+OTLP/HTTP, then over OTLP/gRPC (``opentelemetry-exporter-otlp-proto-grpc`` on the app's PYTHONPATH,
+not in the venv: tests/test_bad_config.py checks the message given when it is missing), to
 the otelcol-otel-sentry collector with default receiver limits, which forwards to a loopback OTLP
 receiver. Among normal requests: a 20 MB exception message, an exception whose
 repr is 200 MB, and a span too big for any request. Bounded: ~100 requests per protocol, about
@@ -28,6 +28,7 @@ from otel_sentry._payload_limits import (
 from otel_sentry.testing import OtlpReceiver, SentryIngest
 from tests.support.apps import AppProcess
 from tests.support.collector import Collector, CollectorUnavailable, collector_binary
+from tests.support.grpc_exporter import grpc_exporter_dir
 
 # a cold collector build (the first test to need it) takes minutes
 pytestmark = pytest.mark.timeout(2000)
@@ -62,8 +63,9 @@ def _event_chars(span: Dict[str, Any]) -> int:
 @pytest.fixture(scope="module", params=["http/protobuf", "grpc"])
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
     protocol = request.param
-    if protocol == "grpc":
-        pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc.trace_exporter")
+    # the gRPC exporter is not in the test venv (tests/test_bad_config.py checks the message when it
+    # is missing): the app finds it on its PYTHONPATH
+    extra = {"PYTHONPATH": str(grpc_exporter_dir())} if protocol == "grpc" else {}
     try:
         collector_binary()
     except CollectorUnavailable as exc:
@@ -88,6 +90,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             ),
             "SENTRY_ENVIRONMENT": "development",  # every request sampled: all spans are expected
             "OTEL_BSP_SCHEDULE_DELAY": "3000",  # big batches: the huge spans share them with others
+            **extra,
         }
         app = AppProcess("tier_app", cwd=APPS, env=env, ready_timeout=60).start()
         statuses: List[int] = []
