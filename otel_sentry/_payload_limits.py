@@ -37,6 +37,8 @@ from typing import Any, Optional
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from ._span_copy import copy_span
+
 logger = logging.getLogger("otel_sentry")
 
 DEFAULT_VALUE_LENGTH = 32 * 1024
@@ -141,20 +143,7 @@ def mark_span(span: ReadableSpan, span_limit: Optional[int], event_limit: Option
     counters.add("value.truncated", len(cut))
     merged = dict(attributes if attributes is not None else span.attributes or {})
     merged[TRUNCATED_ATTRIBUTE] = tuple(sorted(cut))
-    return ReadableSpan(
-        name=span.name,
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=merged,
-        events=events if events is not None else span.events,
-        links=span.links,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
+    return copy_span(span, attributes=merged, events=events if events is not None else span.events)
 
 
 def _value_size(value: Any) -> int:

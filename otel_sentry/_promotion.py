@@ -29,6 +29,7 @@ from opentelemetry.trace import SpanContext, StatusCode, TraceFlags
 
 from ._dsc import promoted_traces
 from ._sampling_metrics import SamplingCounters
+from ._span_copy import copy_span
 
 ERROR_EVENT = "error_event"
 ERROR_STATUS = "error_status"
@@ -52,20 +53,7 @@ def promoted_copy(span: ReadableSpan) -> ReadableSpan:
         trace_state=context.trace_state,
     )
     promoted_traces.put(context.trace_id, "1")
-    return ReadableSpan(
-        name=span.name,
-        context=sampled,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=span.attributes,
-        events=span.events,
-        links=span.links,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
+    return copy_span(span, context=sampled)
 
 
 class _Held:

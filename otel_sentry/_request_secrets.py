@@ -45,6 +45,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Status, get_current_span
 
 from ._redact import REDACTED, is_sensitive_header, is_sensitive_name
+from ._span_copy import copy_span
 
 try:  # opentelemetry-sdk >= 1.39 names
     from opentelemetry.sdk._logs.export import LogRecordExporter as _LogExporterBase
@@ -489,19 +490,13 @@ def redact_span(span: ReadableSpan) -> ReadableSpan:
     if attributes is original and events is None and name is span.name and status is span.status:
         return span
     counters["request_secrets.spans_redacted"] += 1
-    return ReadableSpan(
+    return copy_span(
+        span,
         name=name,
         context=context,
-        parent=span.parent,
-        resource=span.resource,
         attributes=attributes,
         events=events if events is not None else span.events,
-        links=span.links,
-        kind=span.kind,
         status=status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
     )
 
 

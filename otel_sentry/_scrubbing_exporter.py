@@ -26,6 +26,7 @@ from ._redact import (
     scrubber,
 )
 from ._request_secrets import redact_spans
+from ._span_copy import copy_span
 
 AUDIT_ATTRIBUTE = "otel_sentry.scrubbed"
 _URL_KEYS = frozenset({"http.url", "url.full", "http.target"})
@@ -108,19 +109,13 @@ def scrub_span(span: ReadableSpan, rules: Scrubber) -> ReadableSpan:
         return span
     merged = dict(attributes if attributes is not None else span.attributes or {})
     merged[AUDIT_ATTRIBUTE] = tuple(sorted(found))
-    return ReadableSpan(
+    return copy_span(
+        span,
         name=name,
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
         attributes=merged,
         events=events if events is not None else span.events,
         links=links if links is not None else span.links,
-        kind=span.kind,
         status=status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from ._dsc import SAMPLE_RATE_ATTRIBUTE, facts_from_trace_state, promoted_traces
+from ._span_copy import copy_span
 
 _SENTRY_OTLP_PATH = "/integration/otlp"
 
@@ -32,20 +33,7 @@ def with_sample_rate(span: ReadableSpan) -> ReadableSpan:
     if facts is None or facts.sample_rate is None:
         return span
     rate = 1.0 if promoted_traces.get(context.trace_id) is not None else facts.sample_rate
-    return ReadableSpan(
-        name=span.name,
-        context=context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes={**(span.attributes or {}), SAMPLE_RATE_ATTRIBUTE: rate},
-        events=span.events,
-        links=span.links,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
+    return copy_span(span, attributes={**(span.attributes or {}), SAMPLE_RATE_ATTRIBUTE: rate})
 
 
 class SentryOtlpSpanExporter:
