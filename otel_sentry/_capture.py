@@ -129,6 +129,7 @@ class RequestCapture:
         "response_exception",
         "scope",
         "secrets_token",
+        "span_id",
         "started",
         "status_code",
     )
@@ -145,6 +146,7 @@ class RequestCapture:
         self.held_messages: list[dict[str, Any]] = []  # log message events, until the outcome is known
         self._facts: Optional[RequestFacts] = None
         self.secrets_token: Any = None  # the request's remembered secrets (_request_secrets)
+        self.span_id: Optional[int] = None  # its recording server span, while in flight (_in_flight)
         self.deferred = False  # an exception escaped to the app's own outer handler, which settles
         self.done = False  # set when the request's events are emitted; later captures go out at once
         self.breadcrumbs: Optional[deque[dict[str, Any]]] = None  # filled by _logging, bounded

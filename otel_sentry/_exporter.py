@@ -3,6 +3,8 @@
 Registered in ``opentelemetry_traces_exporter``, so ``OTEL_TRACES_EXPORTER=otlp,sentry`` puts it
 side by side with any other exporter behind the SDK's own BatchSpanProcessor. Children end before
 their local root, possibly in an earlier batch, so they wait here (bounded) until the root arrives.
+A root whose request is still being handled (``_in_flight``) waits for the request to settle, so its
+transaction says how the request ended.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Optional
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from . import _in_flight
 from ._runtime import Runtime, get_runtime
 from ._transport import TRANSACTION
 
@@ -51,13 +54,21 @@ class SentrySpanExporter(SpanExporter):
         self._max_spans = max_spans_per_trace
         self._max_wait = max_wait_seconds
         self._pending: OrderedDict[int, tuple[float, list[ReadableSpan]]] = OrderedDict()
+        self._waiting: OrderedDict[int, ReadableSpan] = OrderedDict()  # span id -> root in flight
         self._lock = threading.Lock()
         self.evicted_spans = 0
+        ref = weakref.ref(self)
+
+        def on_settled(span_id: int) -> None:
+            exporter = ref()
+            if exporter is not None:
+                exporter._release([span_id])
+
+        self._on_settled = on_settled
+        _in_flight.add_listener(on_settled)
         if hasattr(os, "register_at_fork"):
             # A fork taken while the BatchSpanProcessor's thread held this lock would leave it held
             # forever in the child; the held children belong to the parent's traces.
-            ref = weakref.ref(self)
-
             def after_in_child() -> None:
                 exporter = ref()
                 if exporter is not None:
@@ -68,6 +79,7 @@ class SentrySpanExporter(SpanExporter):
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
         self._pending = OrderedDict()
+        self._waiting = OrderedDict()
 
     @property
     def runtime(self) -> Optional[Runtime]:
@@ -82,10 +94,16 @@ class SentrySpanExporter(SpanExporter):
             with self._lock:
                 now = time.monotonic()
                 for span in spans:
-                    if is_local_root(span):
-                        roots.append(span)
-                    else:
+                    if not is_local_root(span):
                         self._hold(span, now)
+                    elif _in_flight.is_in_flight(span.context.span_id):
+                        self._waiting[span.context.span_id] = span
+                        if len(self._waiting) > self._max_traces:  # bounded: the oldest goes as it is
+                            roots.append(self._waiting.popitem(last=False)[1])
+                    else:
+                        roots.append(span)
+                # roots whose request settled (or was forgotten) meanwhile
+                roots += [self._waiting.pop(i) for i in list(self._waiting) if not _in_flight.is_in_flight(i)]
                 self._evict(now)
                 batches = [(root, self._take_children(root)) for root in roots]
             for root, children in batches:
@@ -93,6 +111,20 @@ class SentrySpanExporter(SpanExporter):
         except Exception:
             runtime.internal_error("exporting spans to Sentry")
         return SpanExportResult.SUCCESS
+
+    def _release(self, span_ids: Sequence[int]) -> None:
+        """Send the transactions of these waiting roots (their requests settled)."""
+        runtime = self.runtime
+        if runtime is None:
+            return
+        try:
+            with self._lock:
+                roots = [self._waiting.pop(i) for i in span_ids if i in self._waiting]
+                batches = [(root, self._take_children(root)) for root in roots]
+            for root, children in batches:
+                self._send(runtime, root, children)
+        except Exception:
+            runtime.internal_error("exporting spans to Sentry")
 
     def _hold(self, span: ReadableSpan, now: float) -> None:
         trace_id = span.context.trace_id
@@ -134,10 +166,13 @@ class SentrySpanExporter(SpanExporter):
         runtime.submit(event, TRANSACTION, dsc=dsc, items=profile_items(runtime, root, event))
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self._release(list(self._waiting))  # flushing means sending what is here, settled or not
         runtime = self.runtime
         return runtime.flush(timeout_millis / 1000) if runtime is not None else True
 
     def shutdown(self) -> None:
+        self._release(list(self._waiting))
+        _in_flight.remove_listener(self._on_settled)
         runtime = self.runtime
         if runtime is not None:
             runtime.shutdown()

@@ -23,7 +23,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.trace import Status, StatusCode
 
-from . import _capture, _failed_responses, _request_body, _request_secrets, _sessions, _shutdown
+from . import _capture, _failed_responses, _in_flight, _request_body, _request_secrets, _sessions, _shutdown
 from ._enrich import DURATION_MS, ERROR_CATEGORY, IS_TIMEOUT, SLOW_REQUEST, header_attributes, span_attributes
 from ._events import CapturedError
 from ._failsafe import internal_error
@@ -65,6 +65,10 @@ class CaptureMiddleware:
             if scope["type"] == "http":
                 receive = _request_body.start(scope, receive, runtime.settings.max_request_body_size)
             request.secrets_token = _request_secrets.start_request(scope, _request_body.body_expected(scope))
+            server_span = trace.get_current_span()
+            if server_span.is_recording():  # its transaction waits for the outcome (_in_flight)
+                request.span_id = server_span.get_span_context().span_id
+                _in_flight.started(request.span_id)
         except Exception:
             runtime.internal_error("starting request capture")
             await self.app(scope, receive, send)
@@ -155,6 +159,9 @@ def settle(runtime: Runtime, request: _capture.RequestCapture) -> None:
     scope.pop(_capture.SCOPE_KEY, None)
     _request_secrets.end_request(request.secrets_token)  # after the events: they are redacted too
     request.secrets_token = None
+    if request.span_id is not None:
+        _in_flight.settled(request.span_id)  # after _mark_span_failed: its transaction may go now
+        request.span_id = None
 
 
 def _annotate_server_span(
