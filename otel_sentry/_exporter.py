@@ -10,7 +10,6 @@ transaction says how the request ended.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import weakref
@@ -22,6 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import _in_flight
+from ._fork import reset_in_child
 from ._runtime import Runtime, get_runtime
 from ._transport import TRANSACTION
 
@@ -66,15 +66,9 @@ class SentrySpanExporter(SpanExporter):
 
         self._on_settled = on_settled
         _in_flight.add_listener(on_settled)
-        if hasattr(os, "register_at_fork"):
-            # A fork taken while the BatchSpanProcessor's thread held this lock would leave it held
-            # forever in the child; the held children belong to the parent's traces.
-            def after_in_child() -> None:
-                exporter = ref()
-                if exporter is not None:
-                    exporter._after_fork()
-
-            os.register_at_fork(after_in_child=after_in_child)
+        # A fork taken while the BatchSpanProcessor's thread held this lock would leave it held
+        # forever in the child; the held children belong to the parent's traces.
+        reset_in_child(self, "_after_fork")
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()

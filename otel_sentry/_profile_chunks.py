@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import os
 import threading
-import weakref
 from typing import TYPE_CHECKING, Any, Optional
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from ._fork import reset_in_child
 from ._transport import PROFILE_CHUNK
 
 if TYPE_CHECKING:
@@ -64,15 +64,7 @@ class ContinuousProfiler(SpanProcessor):
         )
         self._closed = False
         self._init_state()
-        ref = weakref.ref(self)
-
-        def after_in_child() -> None:
-            profiler = ref()
-            if profiler is not None:
-                profiler._after_fork()
-
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=after_in_child)
+        reset_in_child(self, "_after_fork")
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()

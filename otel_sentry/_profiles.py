@@ -21,13 +21,14 @@ import logging
 import os
 import random
 import threading
-import weakref
 from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from ._fork import reset_in_child
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -98,15 +99,7 @@ class TransactionProfiler(SpanProcessor):
         self._scheduler = ThreadScheduler(frequency=frequency)
         self._closed = False
         self._init_state()
-        ref = weakref.ref(self)
-
-        def after_in_child() -> None:
-            profiler = ref()
-            if profiler is not None:
-                profiler._after_fork()
-
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=after_in_child)
+        reset_in_child(self, "_after_fork")
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()

@@ -19,12 +19,12 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
 
+from ._fork import reset_in_child
 from ._transport import SESSION  # Sentry's data category (rate limits, client reports)
 
 if TYPE_CHECKING:
@@ -72,15 +72,7 @@ class SessionAggregator:
         self.flush_interval = flush_interval
         self.sent: Counter[str] = Counter()  # statuses handed to delivery, for tests and stats
         self._init_state()
-        ref = weakref.ref(self)
-
-        def after_in_child() -> None:
-            aggregator = ref()
-            if aggregator is not None:
-                aggregator._init_state()  # the parent reports its own sessions
-
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=after_in_child)
+        reset_in_child(self, "_init_state")  # the parent reports its own sessions
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()
