@@ -102,9 +102,9 @@ class Runtime:
         self.transports = transports if transports is not None else build_transports(settings)
         self.public_key: Optional[str] = None
         if settings.dsn:
-            from sentry_sdk.utils import Dsn
+            from ._dsn import parse_dsn  # not sentry_sdk's Dsn: importing sentry_sdk slows start-up
 
-            self.public_key = Dsn(settings.dsn).public_key
+            self.public_key = parse_dsn(settings.dsn).public_key
         self.rules = load_rules(settings.rules_file)
         self.scrubber = _redact.configure(settings.scrub_keys, settings.scrub_safe_keys)
         self.hash_secret = settings.api_key_hash_secret.encode() if settings.api_key_hash_secret else None
@@ -323,8 +323,6 @@ class Runtime:
 
 def build_transports(settings: Settings) -> list[Transport]:
     """One transport per destination: the DSN, else the local inbox; plus Spotlight when set."""
-    from ._inbox import Inbox
-
     limits: dict[str, Any] = {"max_events": settings.queue_max_events, "max_bytes": settings.queue_max_bytes}
     transports: list[Transport] = []
     if settings.dsn:
@@ -332,6 +330,8 @@ def build_transports(settings: Settings) -> list[Transport]:
         spool = open_spool(settings, destination.url)
         transports.append(Transport(destination, spool=spool, **limits))
     else:
+        from ._inbox import Inbox  # only here: it imports sentry_sdk, tens of ms of start-up
+
         inbox = Inbox(settings.resolved_inbox_dir, max_envelopes=settings.inbox_max_envelopes)
         transports.append(Transport(InboxDestination(inbox), **limits))
     if settings.spotlight:
