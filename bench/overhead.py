@@ -10,7 +10,12 @@ Configurations (bench/_peer_worker.py sets each up as its users do): ``bare`` (n
 OpenTelemetry: opentelemetry-distro's defaults, parent-based ratio 0.1, OTLP); ``otel_lean`` (the same
 with the ASGI send/receive spans excluded); ``sentry_otlp`` (sentry-sdk's ``OTLPIntegration`` on the
 FastAPI instrumentation, ratio 0.1); ``ours`` (otel_sentry's defaults, Sentry DSN) and ``ours_otlp``
-(the same plus OTLP side by side). Sentry DSNs and OTLP endpoints point at loopback receivers in this
+(the same plus OTLP side by side: the configuration users run, metrics on by default).
+``otel_lean_eq`` is stock lean at otel_sentry's per-route rates (chat 20%, health 0, the rest 10%;
+bench/_equal_rates.py), the fair peer for ``ours_otlp``. In-process only, the variants of
+bench/_peer_worker.py ``VARIANTS`` split the cost: every request sampled (``@all``), none sampled
+(``@none``), and ``ours_otlp@none+nogate`` (the sampling gate off: what it saves with metrics on);
+``--no-split`` skips them. Sentry DSNs and OTLP endpoints point at loopback receivers in this
 process, so every configuration really delivers.
 
 In-process: each configuration runs in a worker process of its own, all alive at once; batches of
