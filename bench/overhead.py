@@ -598,6 +598,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny counts: check the harness works")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--json", help="also write the raw figures to this file")
+    parser.add_argument("--note", help="a line about the run for the docs (e.g. the machine was loaded)")
     parser.add_argument(
         "--no-split", action="store_true", help="skip the sampled/unsampled/gate variants (in-process)"
     )
@@ -658,6 +659,7 @@ def main() -> None:
             f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores "
             f"(shared): {versions()}.",
             f"Command: `{command}`.",
+            *([f"**Note:** {args.note}"] if args.note else []),
             "",
             report,
             *[f"![{Path(i).stem}]({i})" for i in images],
