@@ -13,6 +13,8 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Optional
 
+from ._sdk_import import ensure_sentry_sdk
+
 if TYPE_CHECKING:
     from sentry_sdk.envelope import Item
 
@@ -48,6 +50,7 @@ def report_item(discards: Counter[tuple[str, str]]) -> Item:
     """The ``client_report`` item for these discards (sentry-sdk's own item model)."""
     # imported on first use: importing sentry_sdk costs tens of ms at start-up (its package imports
     # the whole client), and a process that never discards anything never needs it
+    ensure_sentry_sdk()
     from sentry_sdk.envelope import Item, PayloadRef
 
     return Item(
@@ -72,6 +75,7 @@ def append_report(body: bytes, discards: Counter[tuple[str, str]]) -> bytes:
 
 def report_envelope(discards: Counter[tuple[str, str]]) -> bytes:
     """A stand-alone envelope for when nothing else is going out to carry the report."""
+    ensure_sentry_sdk()
     from sentry_sdk.envelope import Envelope
 
     sent_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -23,6 +23,7 @@ from ._fit_event import fit_event, strict_json
 from ._frames import FrameOptions, ScrubbedValues
 from ._rules import load_rules
 from ._sanitize import MAX_EVENT_BYTES
+from ._sdk_import import ensure_sentry_sdk
 from ._settings import Settings
 from ._spool import open_spool
 from ._transport import ERROR, TRANSACTION, HttpDestination, InboxDestination, Transport, TransportStats
@@ -58,6 +59,7 @@ def _json_safe(event: dict[str, Any]) -> dict[str, Any]:
     """The event in JSON types, by sentry-sdk's serializer; its exception values are left out of the
     pass: they come from sentry-sdk's frame extraction, already serialized (it was half the cost of
     an error event)."""
+    ensure_sentry_sdk()
     from sentry_sdk.serializer import serialize
 
     exception = event.pop("exception", None)
@@ -73,6 +75,7 @@ def _plain_json(event: dict[str, Any]) -> Optional[bytes]:
     built from span attributes (strings, numbers, booleans and sequences of them) nearly always are,
     and encoding them in C costs a fraction of sentry-sdk's serializer walking them (a third of a
     sampled request's export); the bytes become the envelope item's payload as they are."""
+    ensure_sentry_sdk()
     from sentry_sdk.utils import json_dumps
 
     try:
@@ -172,6 +175,7 @@ class Runtime:
         Without one, an error event of the current trace gets that trace's (what its outgoing
         requests carried), anything else one built from the event.
         """
+        ensure_sentry_sdk()
         from sentry_sdk.envelope import Envelope, Item, PayloadRef
 
         # sentry-sdk's convention: a transaction carries its sampling context in the trace context,

@@ -63,3 +63,39 @@ def test_starting_with_a_dsn_does_not_import_sentry_sdk_until_the_app_does() -> 
     imported_at_start, processors = out.stdout.strip().splitlines()
     assert imported_at_start == "False", out.stderr[-2000:]
     assert processors == str(sorted(["_drop_sentry_sdk_log_messages", "_route_through_otel_sentry"]))
+
+
+def test_sentry_sdk_used_first_while_another_thread_still_imports_it() -> None:
+    """The race a lazy import opens: thread A is inside sentry_sdk's package __init__ (held there
+    after sentry_sdk.utils is complete) while the request thread builds its first event with
+    sentry_sdk.utils. ensure_sentry_sdk makes the request thread wait for the package."""
+    code = """
+import sys, threading, time
+release = threading.Event()
+held = threading.Event()
+
+class Hold:
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith("sentry_sdk.") and "sentry_sdk.utils" in sys.modules and not held.is_set():
+            held.set()
+            release.wait(10)
+        return None
+
+sys.meta_path.insert(0, Hold())
+importer = threading.Thread(target=lambda: __import__("sentry_sdk"))
+importer.start()
+assert held.wait(10), "sentry_sdk's import was not held"
+threading.Timer(0.3, release.set).start()
+from otel_sentry._sdk_import import ensure_sentry_sdk
+ensure_sentry_sdk()
+from sentry_sdk.utils import event_from_exception
+try:
+    {}["missing"]
+except KeyError:
+    event, _ = event_from_exception(sys.exc_info())
+print(event["exception"]["values"][0]["type"])
+importer.join()
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "KeyError"
