@@ -168,11 +168,41 @@ def run_child(kind: str, config: str, dsn: str, otlp: str, params: dict[str, Any
     return result
 
 
+def _load(url: str, seconds: float, connections: int) -> float:
+    """Requests/s from a closed-loop generator in a process of its own, a new connection per request:
+    with keep-alive, ``uvicorn --workers N`` answers this client in ~45 ms per request (delayed ACKs
+    on sockets handed from the supervisor), which would measure the client, not the workers."""
+    code = (
+        "import asyncio, sys, time, httpx\n"
+        "async def main(url, seconds, n):\n"
+        "    count = 0\n"
+        "    limits = httpx.Limits(max_keepalive_connections=0)\n"
+        "    async with httpx.AsyncClient(limits=limits) as client:\n"
+        "        end = time.monotonic() + seconds\n"
+        "        async def loop():\n"
+        "            nonlocal count\n"
+        "            while time.monotonic() < end:\n"
+        "                await client.get(url)\n"
+        "                count += 1\n"
+        "        await asyncio.gather(*(loop() for _ in range(n)))\n"
+        "    print(count / seconds)\n"
+        "asyncio.run(main(sys.argv[1], float(sys.argv[2]), int(sys.argv[3])))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, url, str(seconds), str(connections)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    return float(out.stdout.strip())
+
+
 def workers_throughput(
     config: str, dsn: str, otlp: str, counts: list[int], seconds: float, repeats: int
 ) -> dict[str, float]:
     """Median requests/s per worker count, uvicorn --workers N, each worker configured at import."""
-    from overhead import clean_env, free_port, python_load, wait_ready
+    from overhead import clean_env, free_port, wait_ready
 
     rates: dict[str, float] = {}
     for n in counts:
@@ -206,8 +236,8 @@ def workers_throughput(
                 url = f"http://127.0.0.1:{port}/v1/models/gpt-4o"
                 wait_ready(url, server)
                 time.sleep(0.5 * n)  # the other workers may still be starting
-                python_load(url, min(1.0, seconds / 4), 4 * n)  # warm-up: every worker
-                values.append(python_load(url, seconds, 4 * n))
+                _load(url, min(1.0, seconds / 4), 4 * n)  # warm-up: every worker
+                values.append(_load(url, seconds, 4 * n))
             finally:
                 server.terminate()
                 try:
@@ -307,6 +337,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="load per worker-count run")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--json", help="write the raw figures to this file")
+    parser.add_argument("--only", help="comma-separated curves to run: routes,errors,memory,workers")
+    parser.add_argument(
+        "--merge", help="start from the figures of an earlier run (JSON) and replace those run"
+    )
     args = parser.parse_args()
     if args.child:
         kind, config, dsn, otlp, params = args.child
@@ -331,9 +365,12 @@ def main() -> None:
     repeats = 1 if smoke else args.repeats
     from otel_sentry.testing import OtlpReceiver, SentryIngest
 
+    only = set(args.only.split(",")) if args.only else {"routes", "errors", "memory", "workers"}
     results: dict[str, Any] = {"routes": {}, "errors": {}, "memory": {}, "workers": {}}
+    if args.merge:
+        results.update(json.loads(Path(args.merge).read_text()))
     with SentryIngest() as ingest, OtlpReceiver() as otlp:
-        for kind in ("routes", "errors", "memory"):
+        for kind in [k for k in ("routes", "errors", "memory") if k in only]:
             for config in CONFIGS:
                 if kind == "memory" and config == "bare":
                     continue
@@ -344,7 +381,7 @@ def main() -> None:
                 )
                 ingest.clear()
                 otlp.clear()
-        for config in CONFIGS:
+        for config in CONFIGS if "workers" in only else ():
             print(f"workers: {config}", file=sys.stderr)
             results["workers"][config] = workers_throughput(
                 config,
