@@ -27,7 +27,15 @@ sys.path.insert(0, str(BENCH))
 from _asgi import call  # noqa: E402
 
 HARNESS_MODULES = "_asgi,_peer_worker,__main__"
-CONFIGS = ("bare", "seeds", "otel", "otel_lean", "sentry_otlp", "ours", "ours_otlp")
+CONFIGS = ("bare", "seeds", "otel", "otel_lean", "otel_lean_eq", "sentry_otlp", "ours", "ours_otlp")
+# Variants, ``CONFIG@V[+V]``: ``all`` (every request sampled), ``none`` (none sampled: each takes the
+# unsampled path, not the untraced one), ``nogate`` (otel_sentry's sampling gate off). For the costs
+# per sampled and per unsampled request, and what the gate saves (bench/overhead.py, side by side).
+VARIANTS = ("otel_lean@all", "otel_lean@none", "ours_otlp@all", "ours_otlp@none", "ours_otlp@none+nogate")
+_RATE = {  # variant -> (stock OTEL_TRACES_SAMPLER_ARG, otel_sentry's)
+    "all": ("1", "*=1"),
+    "none": ("0", "*=0.000000001"),  # a rate of 0 would make every path untraced, a cheaper path
+}
 CHAT_BODY = json.dumps(
     {
         "model": "gpt-4o",
@@ -63,6 +71,17 @@ def configure(config: str, dsn: str, otlp: str) -> Callable[[], None]:
     """Set the configuration up as its users do; returns its flush."""
     env = os.environ
     env["OTEL_SERVICE_NAME"] = config
+    config, _, variant = config.partition("@")
+    flags = set(variant.split("+")) - {""}
+    rate = next((_RATE[f] for f in flags if f in _RATE), None)
+    if rate is not None:
+        stock_rate, ours_rate = rate
+        env["BENCH_STOCK_RATE"] = stock_rate
+        extra = json.loads(env.get("BENCH_OURS_ENV", "{}"))
+        env["BENCH_OURS_ENV"] = json.dumps({**extra, "OTEL_TRACES_SAMPLER_ARG": ours_rate})
+    if "nogate" in flags:
+        extra = json.loads(env.get("BENCH_OURS_ENV", "{}"))
+        env["BENCH_OURS_ENV"] = json.dumps({**extra, "OTEL_SENTRY_BYPASS_UNSAMPLED_REQUESTS": "false"})
     # The harness's own frames (this driver stands where uvicorn would, in site-packages) are not
     # the app's: no configuration reads their locals.
     env["OTEL_SENTRY_IN_APP_EXCLUDE"] = HARNESS_MODULES
@@ -76,13 +95,19 @@ def configure(config: str, dsn: str, otlp: str) -> Callable[[], None]:
         env["BENCH_SEEDS"] = "1"
         init_seeds_sentry(dsn)
         return lambda: sentry_sdk.flush(10.0)
-    if config in ("otel", "otel_lean"):
+    if config in ("otel", "otel_lean", "otel_lean_eq"):
         env.update(OTEL_STOCK_ENV)
+        env["OTEL_TRACES_SAMPLER_ARG"] = env.pop("BENCH_STOCK_RATE", "0.1")
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp
-        if config == "otel_lean":
+        if config != "otel":
             env["BENCH_LEAN"] = "1"
             env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] += ",fastapi"
-        return _auto_instrument()
+        flush = _auto_instrument()
+        if config == "otel_lean_eq":  # stock at otel_sentry's per-route rates (bench/_equal_rates.py)
+            from _equal_rates import install
+
+            install()
+        return flush
     if config == "sentry_otlp":
         import sentry_sdk
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

@@ -10,7 +10,12 @@ Configurations (bench/_peer_worker.py sets each up as its users do): ``bare`` (n
 OpenTelemetry: opentelemetry-distro's defaults, parent-based ratio 0.1, OTLP); ``otel_lean`` (the same
 with the ASGI send/receive spans excluded); ``sentry_otlp`` (sentry-sdk's ``OTLPIntegration`` on the
 FastAPI instrumentation, ratio 0.1); ``ours`` (otel_sentry's defaults, Sentry DSN) and ``ours_otlp``
-(the same plus OTLP side by side). Sentry DSNs and OTLP endpoints point at loopback receivers in this
+(the same plus OTLP side by side: the configuration users run, metrics on by default).
+``otel_lean_eq`` is stock lean at otel_sentry's per-route rates (chat 20%, health 0, the rest 10%;
+bench/_equal_rates.py), the fair peer for ``ours_otlp``. In-process only, the variants of
+bench/_peer_worker.py ``VARIANTS`` split the cost: every request sampled (``@all``), none sampled
+(``@none``), and ``ours_otlp@none+nogate`` (the sampling gate off: what it saves with metrics on);
+``--no-split`` skips them. Sentry DSNs and OTLP endpoints point at loopback receivers in this
 process, so every configuration really delivers.
 
 In-process: each configuration runs in a worker process of its own, all alive at once; batches of
@@ -48,14 +53,14 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
-from _peer_worker import CONFIGS, ROUTES  # noqa: E402
+from _peer_worker import CONFIGS, ROUTES, VARIANTS  # noqa: E402
 
 from otel_sentry.testing import OtlpReceiver, SentryIngest  # noqa: E402
 
 DOCS = ROOT / "docs" / "performance.md"
 PLOTS = ROOT / "docs" / "img"
 BEGIN, END = "<!-- bench:overhead begin -->", "<!-- bench:overhead end -->"
-PEERS = ("seeds", "otel", "otel_lean", "sentry_otlp")
+PEERS = ("seeds", "otel", "otel_lean", "otel_lean_eq", "sentry_otlp")
 OURS = ("ours", "ours_otlp")
 
 
@@ -253,6 +258,9 @@ def run_end_to_end(
 
 def startup_seconds(configs: list[str], repeats: int, dsn_for: Any, otlp: str) -> dict[str, float]:
     """Seconds from interpreter start to the app imported and instrumented (median)."""
+    from startup import precompile
+
+    precompile()
     times: dict[str, list[float]] = {c: [] for c in configs}
     for _ in range(repeats):
         for config in configs:
@@ -308,7 +316,10 @@ def ratio(a: float, b: float) -> float:
 
 
 def targets(
-    samples: dict[tuple[str, str], Samples], rates: dict[str, list[float]]
+    samples: dict[tuple[str, str], Samples],
+    rates: dict[str, list[float]],
+    rss: Optional[dict[str, int]] = None,
+    startup: Optional[dict[str, float]] = None,
 ) -> list[tuple[str, str, float, bool]]:
     rows = []
     measured = {config for config, _route in samples}
@@ -334,7 +345,69 @@ def targets(
     if rates.get("ours") and rates.get("bare"):
         r = statistics.median(rates["ours"]) / statistics.median(rates["bare"])
         rows.append(("ours end-to-end throughput / bare", ">= 0.6", r, r >= 0.6))
+    rows += side_by_side_targets(samples, rates, rss or {}, startup or {})
     return rows
+
+
+# Issue 15: the default side-by-side configuration against stock lean at the same sampled share.
+# The error route's limits are its own (per captured error: 3x CPU, 2x the failing request's latency).
+_SIDE_LIMITS = {"general": 1.0, "chat": 1.0, "health": 0.3}
+_SIDE_ERROR_LIMITS = {"cpu": 3.0, "latency": 2.0}
+SIDE, EQUAL = "ours_otlp", "otel_lean_eq"
+
+
+def side_by_side_targets(
+    samples: dict[tuple[str, str], Samples],
+    rates: dict[str, list[float]],
+    rss: dict[str, int],
+    startup: dict[str, float],
+) -> list[tuple[str, str, float, bool]]:
+    rows = []
+    measured = {config for config, _route in samples}
+    if {SIDE, EQUAL, "bare"} <= measured:
+        for what in ("cpu", "latency"):
+            for route in ROUTES:
+                limit = _SIDE_ERROR_LIMITS[what] if route == "error" else _SIDE_LIMITS[route]
+                r = ratio(overhead(samples, SIDE, route, what), overhead(samples, EQUAL, route, what))
+                rows.append(
+                    (f"{SIDE} / stock lean at equal rates, {route} ({what})", f"<= {limit}", r, r <= limit)
+                )
+    if rates.get(SIDE) and rates.get(EQUAL):
+        r = statistics.median(rates[SIDE]) / statistics.median(rates[EQUAL])
+        rows.append((f"{SIDE} / stock lean at equal rates, end-to-end throughput", ">= 1.0", r, r >= 1.0))
+    if SIDE in rss and EQUAL in rss:
+        extra = (rss[SIDE] - rss[EQUAL]) / 1024
+        rows.append((f"{SIDE} peak RSS - stock lean at equal rates (MiB)", "<= 5", extra, extra <= 5))
+    if SIDE in startup and "otel_lean" in startup:
+        extra = (startup[SIDE] - startup["otel_lean"]) * 1000
+        rows.append((f"{SIDE} start-up - stock lean (ms)", "<= 50", extra, extra <= 50))
+    return rows
+
+
+SPLIT_ROWS = (
+    ("at the default rates", SIDE, EQUAL),
+    ("per sampled request (rate 1)", "ours_otlp@all", "otel_lean@all"),
+    ("per unsampled request", "ours_otlp@none", "otel_lean@none"),
+    ("gate vs full middleware, unsampled, metrics on", "ours_otlp@none", "ours_otlp@none+nogate"),
+)
+
+
+def split_table(samples: dict[tuple[str, str], Samples]) -> str:
+    """ours_otlp against its peer per case: sampled and unsampled requests apart, and the gate."""
+    lines = [
+        "| case | route | ours_otlp CPU | peer CPU | ratio | ours_otlp latency | peer latency | ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for case, ours, peer in SPLIT_ROWS:
+        if (ours, "general") not in samples or (peer, "general") not in samples:
+            continue
+        for route in ("general", "chat", "error"):
+            cells = []
+            for what in ("cpu", "latency"):
+                a, b = overhead(samples, ours, route, what), overhead(samples, peer, route, what)
+                cells += [f"+{a:.0f}", f"+{b:.0f}", f"{ratio(a, b):.2f}"]
+            lines.append(f"| {case} ({peer}) | {route} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def tables(
@@ -389,8 +462,17 @@ def tables(
             + " | ".join(f"{x:.1f}x" for x in slow)
             + " |"
         )
+    if any(ours in {c for c, _ in samples} for _, ours, _ in SPLIT_ROWS[1:]):
+        lines += ["", "### Side by side: ours_otlp against stock lean at the same sampled share", ""]
+        lines += [
+            "µs over bare per request (CPU incl. flush; median latency). `otel_lean_eq` is stock lean with",
+            "otel_sentry's per-route rates (bench/_equal_rates.py); `@all`/`@none` sample every request or",
+            "none; `nogate` turns the sampling gate off (every request through the full middleware).",
+            "",
+            split_table(samples),
+        ]
     lines += ["", "### Targets", "", "| target | wanted | measured | met |", "| --- | --- | --- | --- |"]
-    for name, wanted, value, met in targets(samples, rates):
+    for name, wanted, value, met in targets(samples, rates, rss, startup):
         lines.append(f"| {name} | {wanted} | {value:.2f} | {'yes' if met else '**no**'} |")
     lines += ["", f"### End to end (uvicorn, 1 worker, {load_tool}, 8 connections, general route)", ""]
     lines += [
@@ -481,9 +563,11 @@ def check_delivery(ingest: SentryIngest, otlp: OtlpReceiver, configs: list[str])
     for config in configs:
         if config in ("seeds", "sentry_otlp", *OURS) and not events.get(config):
             problems.append(f"{config}: no error event reached the Sentry ingest")
-        if config in ("otel", "otel_lean", "sentry_otlp", "ours_otlp") and not services.get(config):
+        if config in ("otel", "otel_lean", "otel_lean_eq", "sentry_otlp", "ours_otlp") and not services.get(
+            config
+        ):
             problems.append(f"{config}: no span reached the OTLP receiver")
-    for config in ("bare", "otel", "otel_lean", "ours"):
+    for config in ("bare", "otel", "otel_lean", "otel_lean_eq", "ours"):
         if config in configs and config != "ours" and events.get(config):
             problems.append(f"{config}: sent Sentry events it should not")
         if config in ("bare", "ours") and services.get(config):
@@ -514,6 +598,10 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny counts: check the harness works")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--json", help="also write the raw figures to this file")
+    parser.add_argument("--note", help="a line about the run for the docs (e.g. the machine was loaded)")
+    parser.add_argument(
+        "--no-split", action="store_true", help="skip the sampled/unsampled/gate variants (in-process)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.rounds, args.batch, args.seconds, args.repeats = 1, 20, 1.0, 1
@@ -531,7 +619,8 @@ def main() -> None:
             f"in-process: {len(configs)} configurations, {args.rounds} rounds of {args.batch}",
             file=sys.stderr,
         )
-        samples, rss = run_in_process(configs, args.rounds, args.batch, dsn_for, otlp.endpoint)
+        variants = [] if args.no_split else [v for v in VARIANTS if v.partition("@")[0] in configs]
+        samples, rss = run_in_process(configs + variants, args.rounds, args.batch, dsn_for, otlp.endpoint)
         problems = check_delivery(ingest, otlp, configs)
         ingest.clear()
         otlp.clear()
@@ -555,7 +644,7 @@ def main() -> None:
             "startup_s": startup,
             "exporters": exporters,
             "decorator_ns": decorator,
-            "targets": [list(t) for t in targets(samples, rates)],
+            "targets": [list(t) for t in targets(samples, rates, rss, startup)],
             "problems": problems,
         }
         Path(args.json).write_text(json.dumps(raw, indent=1))
@@ -570,6 +659,7 @@ def main() -> None:
             f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores "
             f"(shared): {versions()}.",
             f"Command: `{command}`.",
+            *([f"**Note:** {args.note}"] if args.note else []),
             "",
             report,
             *[f"![{Path(i).stem}]({i})" for i in images],

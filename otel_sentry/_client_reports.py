@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from sentry_sdk.envelope import Envelope, Item, PayloadRef
+from ._sdk_import import ensure_sentry_sdk
+
+if TYPE_CHECKING:
+    from sentry_sdk.envelope import Item
 
 # Reasons this package counts locally -> the reason reported to Sentry (its client-report vocabulary:
 # queue_overflow, ratelimit_backoff, network_error, send_error, internal_sdk_error, ...). None: not
@@ -45,6 +48,11 @@ def reportable(reason: str) -> Optional[str]:
 
 def report_item(discards: Counter[tuple[str, str]]) -> Item:
     """The ``client_report`` item for these discards (sentry-sdk's own item model)."""
+    # imported on first use: importing sentry_sdk costs tens of ms at start-up (its package imports
+    # the whole client), and a process that never discards anything never needs it
+    ensure_sentry_sdk()
+    from sentry_sdk.envelope import Item, PayloadRef
+
     return Item(
         PayloadRef(
             json={
@@ -67,5 +75,8 @@ def append_report(body: bytes, discards: Counter[tuple[str, str]]) -> bytes:
 
 def report_envelope(discards: Counter[tuple[str, str]]) -> bytes:
     """A stand-alone envelope for when nothing else is going out to carry the report."""
+    ensure_sentry_sdk()
+    from sentry_sdk.envelope import Envelope
+
     sent_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return Envelope(headers={"sent_at": sent_at}, items=[report_item(discards)]).serialize()

@@ -218,15 +218,14 @@ class HttpDestination:
 
     @classmethod
     def for_dsn(cls, dsn: str, *, timeout: float) -> HttpDestination:
-        from sentry_sdk.utils import Dsn
-
         from . import __version__
+        from ._dsn import parse_dsn  # not sentry_sdk's Dsn: importing sentry_sdk slows start-up
 
-        auth = Dsn(dsn).to_auth(f"otel_sentry/{__version__}")
+        parsed = parse_dsn(dsn)
         return cls(
-            auth.get_api_url(),
+            parsed.envelope_url(),
             name="sentry",
-            auth_header=auth.to_header(),
+            auth_header=parsed.auth_header(f"otel_sentry/{__version__}"),
             timeout=timeout,
             client_reports=True,
         )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import platform
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 
+@functools.lru_cache(maxsize=1)
 def sdk_info() -> dict[str, Any]:
     """The ``sdk`` block: who built the event, and the libraries it was built with."""
     from importlib.metadata import PackageNotFoundError, version
@@ -40,8 +42,13 @@ class EventDefaults:
     release: Optional[str]
     environment: Optional[str]
     server_name: Optional[str]
-    sdk: dict[str, Any] = field(default_factory=sdk_info)
+    # None: sdk_info(), read at the first event (package metadata lookups cost ms at start-up)
+    sdk_block: Optional[dict[str, Any]] = None
     service_name: Optional[str] = None
+
+    @property
+    def sdk(self) -> dict[str, Any]:
+        return self.sdk_block if self.sdk_block is not None else sdk_info()
 
     def apply(self, event: dict[str, Any]) -> dict[str, Any]:
         for key in ("release", "environment", "server_name"):

@@ -28,6 +28,7 @@ from typing import Any, Optional
 
 from ._redact import scrub_data, scrub_text
 from ._sanitize import MAX_MESSAGE, cap, clip, frame_repr
+from ._sdk_import import ensure_sentry_sdk
 
 CONTEXT_LINES = 5  # sentry-sdk's default
 _GROUP: Any = getattr(builtins, "BaseExceptionGroup", ())  # Python 3.11+
@@ -76,6 +77,7 @@ def exception_values(
     options: FrameOptions,
 ) -> list[dict[str, Any]]:
     """The ``exception.values`` list for exc and its __cause__/__context__ chain, innermost first."""
+    ensure_sentry_sdk()
     from sentry_sdk.utils import event_from_exception, handle_in_app, walk_exception_chain
 
     chain = list(walk_exception_chain((type(exc), exc, tb)))
@@ -202,6 +204,7 @@ def _restore_long_stacks(values: list[dict[str, Any]], chain: list[Any], options
 def _complete_frames(
     frames: list[dict[str, Any]], tb: Optional[TracebackType], options: FrameOptions
 ) -> None:
+    ensure_sentry_sdk()
     from sentry_sdk.utils import iter_stacks
 
     stack = [(entry.tb_frame, entry.tb_lineno) for entry, _ in zip(iter_stacks(tb), range(len(frames) + 1))]
@@ -215,6 +218,7 @@ def _complete_frames(
             else:
                 frame["pre_context"], frame["context_line"], frame["post_context"] = [], None, []
     if options.include_local_variables:
+        ensure_sentry_sdk()
         from sentry_sdk.serializer import serialize
 
         wanted = [
@@ -257,6 +261,7 @@ def source_context(
     index = lineno - 1
     if not source or not 0 <= index < len(source):
         return [], None, []
+    ensure_sentry_sdk()
     from sentry_sdk.utils import strip_string
 
     def cut(text: str) -> Any:  # scrubbed once here: the line is cached, and sent with every event

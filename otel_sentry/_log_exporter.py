@@ -23,6 +23,7 @@ from typing import Any, Optional
 from . import _sanitize
 from ._redact import REDACTED, is_sensitive_name, scrub_text
 from ._runtime import Runtime, get_runtime
+from ._sdk_import import ensure_sentry_sdk
 from ._transport import LOG
 
 try:  # opentelemetry-sdk >= 1.39 names
@@ -203,6 +204,7 @@ def _chunks(logs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 def submit_logs(runtime: Runtime, logs: list[dict[str, Any]]) -> None:
     """One envelope with one ``log`` item, queued on every destination (category ``log_item``)."""
+    ensure_sentry_sdk()
     from sentry_sdk.envelope import Envelope, Item, PayloadRef
 
     headers: dict[str, Any] = {"sent_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}

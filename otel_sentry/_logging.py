@@ -288,9 +288,12 @@ def install(event_level: Optional[int], breadcrumb_level: Optional[int]) -> Opti
     _handler = SentryLoggingHandler(event_level, breadcrumb_level)
     wrap_call_handlers()
     if not _sentry_sdk_filter_installed:
-        from sentry_sdk.scope import add_global_event_processor
+        # once the app imports sentry_sdk (at once if it has): importing it here slows start-up
+        from wrapt import register_post_import_hook
 
-        add_global_event_processor(_drop_sentry_sdk_log_messages)  # type: ignore[arg-type]
+        register_post_import_hook(
+            lambda scope: scope.add_global_event_processor(_drop_sentry_sdk_log_messages), "sentry_sdk.scope"
+        )
         _sentry_sdk_filter_installed = True
     return _handler
 

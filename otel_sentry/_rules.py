@@ -82,9 +82,17 @@ class _Table:
     def __init__(self, entries: Sequence[tuple[str, Any]], default: Any) -> None:
         self.entries = tuple(entries)
         self.default = default
-        self._compiled = tuple((re.compile(fnmatch.translate(p)), v) for p, v in self.entries)
+        self._patterns: Optional[tuple[tuple[re.Pattern[str], Any], ...]] = None
         self.lookup = lru_cache(maxsize=4096)(self._lookup)
         self.lookup_entry = lru_cache(maxsize=4096)(self._lookup_entry)
+
+    @property
+    def _compiled(self) -> tuple[tuple[re.Pattern[str], Any], ...]:
+        """Compiled at the first lookup, not at start-up (dozens of globs; a race compiles twice)."""
+        compiled = self._patterns
+        if compiled is None:
+            compiled = self._patterns = tuple((re.compile(fnmatch.translate(p)), v) for p, v in self.entries)
+        return compiled
 
     def _lookup(self, route: str) -> Any:
         for pattern, value in self._compiled:

@@ -24,6 +24,7 @@ from ._fit_event import fit_event, strict_json
 from ._frames import FrameOptions, ScrubbedValues
 from ._rules import load_rules
 from ._sanitize import MAX_EVENT_BYTES
+from ._sdk_import import ensure_sentry_sdk
 from ._settings import Settings
 from ._spool import open_spool
 from ._transport import (
@@ -69,6 +70,7 @@ def _json_safe(event: dict[str, Any]) -> dict[str, Any]:
     """The event in JSON types, by sentry-sdk's serializer; its exception values are left out of the
     pass: they come from sentry-sdk's frame extraction, already serialized (it was half the cost of
     an error event)."""
+    ensure_sentry_sdk()
     from sentry_sdk.serializer import serialize
 
     exception = event.pop("exception", None)
@@ -84,6 +86,7 @@ def _plain_json(event: dict[str, Any]) -> Optional[bytes]:
     built from span attributes (strings, numbers, booleans and sequences of them) nearly always are,
     and encoding them in C costs a fraction of sentry-sdk's serializer walking them (a third of a
     sampled request's export); the bytes become the envelope item's payload as they are."""
+    ensure_sentry_sdk()
     from sentry_sdk.utils import json_dumps
 
     try:
@@ -113,9 +116,9 @@ class Runtime:
         self.transports = transports if transports is not None else build_transports(settings)
         self.public_key: Optional[str] = None
         if settings.dsn:
-            from sentry_sdk.utils import Dsn
+            from ._dsn import parse_dsn  # not sentry_sdk's Dsn: importing sentry_sdk slows start-up
 
-            self.public_key = Dsn(settings.dsn).public_key
+            self.public_key = parse_dsn(settings.dsn).public_key
         self.rules = load_rules(settings.rules_file)
         self.scrubber = _redact.configure(settings.scrub_keys, settings.scrub_safe_keys)
         self.hash_secret = settings.api_key_hash_secret.encode() if settings.api_key_hash_secret else None
@@ -197,6 +200,7 @@ class Runtime:
         Without one, an error event of the current trace gets that trace's (what its outgoing
         requests carried), anything else one built from the event.
         """
+        ensure_sentry_sdk()
         from sentry_sdk.envelope import Envelope, Item, PayloadRef
 
         # sentry-sdk's convention: a transaction carries its sampling context in the trace context,
@@ -365,8 +369,6 @@ class Runtime:
 
 def build_transports(settings: Settings) -> list[Transport]:
     """One transport per destination: the DSN, else the local inbox; plus Spotlight when set."""
-    from ._inbox import Inbox
-
     limits: dict[str, Any] = {"max_events": settings.queue_max_events, "max_bytes": settings.queue_max_bytes}
     transports: list[Transport] = []
     if settings.dsn:
@@ -374,6 +376,8 @@ def build_transports(settings: Settings) -> list[Transport]:
         spool = open_spool(settings, destination.url)
         transports.append(Transport(destination, spool=spool, **limits))
     else:
+        from ._inbox import Inbox  # only here: it imports sentry_sdk, tens of ms of start-up
+
         inbox = Inbox(settings.resolved_inbox_dir, max_envelopes=settings.inbox_max_envelopes)
         transports.append(Transport(InboxDestination(inbox), **limits))
     if settings.spotlight:

@@ -61,7 +61,14 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from sentry_sdk.scope import add_global_event_processor
+    # When the app imports sentry_sdk, not before: importing it costs tens of ms of start-up (its
+    # package imports the whole client) in every process that never uses it. wrapt (a dependency of
+    # opentelemetry-instrumentation) calls the hook at once if sentry_sdk is already imported.
+    from wrapt import register_post_import_hook
 
-    add_global_event_processor(_route_through_otel_sentry)  # type: ignore[arg-type]
+    register_post_import_hook(_register_processor, "sentry_sdk.scope")
     _installed = True
+
+
+def _register_processor(scope_module: Any) -> None:
+    scope_module.add_global_event_processor(_route_through_otel_sentry)

@@ -67,14 +67,12 @@ def _parse_dsn(raw: str) -> str | None:
     value = raw.strip()
     if not value:
         return None
-    from sentry_sdk.utils import Dsn
+    from ._dsn import parse_dsn  # not sentry_sdk's Dsn: importing sentry_sdk slows start-up
 
     try:
-        dsn = Dsn(value)
-    except Exception as exc:
+        parse_dsn(value)
+    except ValueError as exc:
         raise ValueError(str(exc)) from None
-    if dsn.scheme not in ("http", "https") or not dsn.public_key or not dsn.host:
-        raise ValueError(raw)
     return value
 
 

@@ -23,7 +23,7 @@ def test_the_overhead_bench_runs_every_configuration_and_every_peer_delivers(tmp
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     figures = json.loads(raw.read_text())
     assert figures["problems"] == []
-    configs = ("bare", "seeds", "otel", "otel_lean", "sentry_otlp", "ours", "ours_otlp")
+    configs = ("bare", "seeds", "otel", "otel_lean", "otel_lean_eq", "sentry_otlp", "ours", "ours_otlp")
     for config in configs:
         for route in ("general", "chat", "health", "error"):
             cell = figures["samples"][f"{config}/{route}"]
@@ -38,6 +38,23 @@ def test_the_overhead_bench_runs_every_configuration_and_every_peer_delivers(tmp
         "ours / stock lean, health (cpu)",
         "ours end-to-end throughput / bare",
     }
+    # the side-by-side split: sampled and unsampled requests apart, and the gate on and off
+    for variant in (
+        "otel_lean@all",
+        "otel_lean@none",
+        "ours_otlp@all",
+        "ours_otlp@none",
+        "ours_otlp@none+nogate",
+    ):
+        for route in ("general", "chat", "error"):
+            assert figures["samples"][f"{variant}/{route}"]["cpu_us"] > 0
+    assert {row[0] for row in figures["targets"]} >= {
+        "ours_otlp / stock lean at equal rates, general (cpu)",
+        "ours_otlp / stock lean at equal rates, end-to-end throughput",
+        "ours_otlp peak RSS - stock lean at equal rates (MiB)",
+        "ours_otlp start-up - stock lean (ms)",
+    }
+    assert "### Side by side: ours_otlp against stock lean at the same sampled share" in result.stdout
     assert "### Targets" in result.stdout
     for pipeline in ("otlp", "ours_otlp", "ours_sentry"):
         assert figures["exporters"][pipeline]["spans_per_s"] > 0
@@ -53,6 +70,51 @@ def test_the_request_secrets_bench_runs() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "with credentials, failed (1 error event)" in result.stdout
+
+
+def test_the_growth_bench_gives_every_curve_for_every_configuration(tmp_path: Path) -> None:
+    raw = tmp_path / "growth.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "growth.py"), "--smoke", "--json", str(raw)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(raw.read_text())
+    for config in ("bare", "otel_lean_eq", "ours_otlp"):
+        assert set(figures["routes"][config]) == {"10", "100"}
+        assert set(figures["errors"][config]["frames"]) == {"10", "50"}
+        assert set(figures["errors"][config]["locals"]) == {"5", "50"}
+        assert set(figures["workers"][config]) == {"1", "2"}
+        assert all(v > 0 for v in figures["workers"][config].values())
+    for config in ("otel_lean_eq", "ours_otlp"):
+        assert set(figures["memory"][config]["urls"]) == {"1", "300"}
+        assert set(figures["memory"][config]["routes"]) == {"1", "50"}
+    # an error costs the instrumented configurations more than the bare app: they really captured it
+    for depth in ("10", "50"):
+        assert figures["errors"]["ours_otlp"]["frames"][depth] > figures["errors"]["bare"]["frames"][depth]
+
+
+def test_the_startup_bench_compares_with_stock() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "startup.py"),
+            "--repeats",
+            "1",
+            "--configs",
+            "otel_lean,ours_otlp",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(figures["startup_s"]) == {"otel_lean", "ours_otlp"}
+    assert "| ours_otlp |" in result.stdout
 
 
 def test_the_profiling_bench_runs_both_profilers_and_every_profile_is_linked(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ DEFAULTS = EventDefaults(
     release="shop@1.2.3",
     environment="production",
     server_name="web-1",
-    sdk={
+    sdk_block={
         "name": "otel_sentry",
         "version": "0.1.0",
         "packages": [{"name": "pypi:otel-sentry", "version": "0.1.0"}],
@@ -850,7 +850,7 @@ def test_internal_root_and_minimal_defaults(tracing: Tracing) -> None:
         root_live.set_attribute("rows", 3)
     spans = tracing.finished()
     root = spans[-1]
-    event = transaction_event(root, spans[:-1], EventDefaults(None, None, None, {}))
+    event = transaction_event(root, spans[:-1], EventDefaults(None, None, None, sdk_block={}))
     assert event["transaction"] == "nightly-report"
     assert event["transaction_info"] == {"source": "custom"}
     assert event["contexts"]["trace"]["op"] == "function"
