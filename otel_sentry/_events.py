@@ -171,6 +171,11 @@ def error_event(
         name = request.route or request.path
         event["transaction"] = name
         event["transaction_info"] = {"source": "route" if request.route else "url"}
+        if "model" not in tags and request.endpoint_type.startswith("inference") and request.body is not None:
+            # the model the request asked for: evidence too, after the exception's and the spans'
+            model = request.body.text_field("model")
+            if model:
+                tags["model"] = _tag(model)
         tags.update(
             endpoint=_tag(name),
             method=request.method,

@@ -123,6 +123,15 @@ class RequestBody:
             return None
         return None
 
+    def text_field(self, name: str) -> Optional[str]:
+        """A top-level text field of a JSON body the app read whole (the ``model`` an inference
+        request names); None otherwise."""
+        if self.kind != "json" or self.over or not self.complete:
+            return None
+        parsed = self.parsed()
+        value = parsed.get(name) if isinstance(parsed, dict) else None
+        return value if isinstance(value, str) and value.strip() else None
+
     def event_data(self) -> Optional[tuple[Any, Optional[dict[str, Any]]]]:
         """(request.data, its _meta) as sentry-sdk would send them, or None for no data."""
         if not self.content_length:

@@ -187,3 +187,24 @@ def test_body_fields_become_request_secrets() -> None:
         assert secrets.redact_text("pw was correct-horse-9") == "pw was [REDACTED]"
     finally:
         _request_secrets._current.reset(token)
+
+
+def test_an_inference_requests_model_is_the_events_model_when_nothing_else_names_it() -> None:
+    """The body's ``model`` on an inference route, never on another route, and no provider guessed
+    from it."""
+    with SentryIngest() as ingest:
+        env = {"OTEL_TRACES_EXPORTER": "sentry", "SENTRY_DSN": ingest.dsn()}
+        with AppProcess("reqsecrets_app", cwd=APPS, env=env, ready_path="/health") as app:
+            for path in ("/v1/chat/completions", "/body"):
+                response = app.client.post(
+                    path,
+                    json={"model": "openrouter/qwen-2.5-72b", "messages": []},
+                    headers={"Connection": "close"},
+                )
+                assert response.status_code == 500
+            assert app.stop() == 0, app.output()
+        assert ingest.wait_for(lambda i: len(i.events()) >= 2, 30)
+        tags = {e["transaction"]: e["tags"] for e in ingest.events()}
+    assert tags["/v1/chat/completions"]["model"] == "openrouter/qwen-2.5-72b"
+    assert "provider" not in tags["/v1/chat/completions"]
+    assert "model" not in tags["/body"]

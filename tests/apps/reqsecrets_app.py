@@ -130,6 +130,13 @@ async def route(carrier: str, request: Request, tasks: BackgroundTasks) -> dict[
     return {"status": "queued"}
 
 
+@app.post("/v1/chat/completions")
+async def chat(request: Request) -> None:
+    """An inference route failing with nothing that names a model but the request body."""
+    await request.json()
+    raise RuntimeError("completion failed")
+
+
 @app.post("/body")
 async def body(request: Request) -> None:
     """Fails after reading its body, whatever it is: the body oracle compares request.data."""
