@@ -169,33 +169,12 @@ def run_child(kind: str, config: str, dsn: str, otlp: str, params: dict[str, Any
 
 
 def _load(url: str, seconds: float, connections: int) -> float:
-    """Requests/s from a closed-loop generator in a process of its own, a new connection per request:
-    with keep-alive, ``uvicorn --workers N`` answers this client in ~45 ms per request (delayed ACKs
-    on sockets handed from the supervisor), which would measure the client, not the workers."""
-    code = (
-        "import asyncio, sys, time, httpx\n"
-        "async def main(url, seconds, n):\n"
-        "    count = 0\n"
-        "    limits = httpx.Limits(max_keepalive_connections=0)\n"
-        "    async with httpx.AsyncClient(limits=limits) as client:\n"
-        "        end = time.monotonic() + seconds\n"
-        "        async def loop():\n"
-        "            nonlocal count\n"
-        "            while time.monotonic() < end:\n"
-        "                await client.get(url)\n"
-        "                count += 1\n"
-        "        await asyncio.gather(*(loop() for _ in range(n)))\n"
-        "    print(count / seconds)\n"
-        "asyncio.run(main(sys.argv[1], float(sys.argv[2]), int(sys.argv[3])))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, url, str(seconds), str(connections)],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
-    )
-    return float(out.stdout.strip())
+    """Requests/s, a new connection per request: with keep-alive, ``uvicorn --workers N`` answers
+    this client in ~45 ms per request (delayed ACKs on sockets handed from the supervisor), which
+    would measure the client, not the workers."""
+    from overhead import python_load
+
+    return python_load(url, seconds, connections, keepalive=False)
 
 
 def workers_throughput(

@@ -184,14 +184,16 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0
     raise RuntimeError(f"server not ready: {url}")
 
 
-def python_load(url: str, seconds: float, connections: int) -> float:
+def python_load(url: str, seconds: float, connections: int, keepalive: bool = True) -> float:
     """Requests per second from a closed-loop generator in a process of its own (when wrk is
-    missing): far weaker than wrk, so only ratios between configurations mean anything."""
+    missing): far weaker than wrk, so only ratios between configurations mean anything. Without
+    keep-alive, a new connection per request."""
     code = (
         "import asyncio, sys, time, httpx\n"
-        "async def main(url, seconds, n):\n"
+        "async def main(url, seconds, n, keepalive):\n"
         "    count = 0\n"
-        "    async with httpx.AsyncClient() as client:\n"
+        "    limits = httpx.Limits() if keepalive else httpx.Limits(max_keepalive_connections=0)\n"
+        "    async with httpx.AsyncClient(limits=limits) as client:\n"
         "        end = time.monotonic() + seconds\n"
         "        async def loop():\n"
         "            nonlocal count\n"
@@ -200,10 +202,10 @@ def python_load(url: str, seconds: float, connections: int) -> float:
         "                count += 1\n"
         "        await asyncio.gather(*(loop() for _ in range(n)))\n"
         "    print(count / seconds)\n"
-        "asyncio.run(main(sys.argv[1], float(sys.argv[2]), int(sys.argv[3])))\n"
+        "asyncio.run(main(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == '1'))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, url, str(seconds), str(connections)],
+        [sys.executable, "-c", code, url, str(seconds), str(connections), "1" if keepalive else "0"],
         capture_output=True,
         text=True,
         timeout=seconds + 60,
