@@ -25,7 +25,8 @@ REAL_APPS = ("real_sqladmin", "real_starlette_admin", "real_fastapi_problem")
 def real_probes(module: str) -> list[Probe]:
     from tests.conformance.harness import Expect
 
-    if module == "real_sqladmin":
+    admin_route = {"real_sqladmin": "/admin/{identity}/list", "real_starlette_admin": "/admin/{key}/list"}
+    if module in admin_route:  # both admin apps: the same requests, each with its own route template
         return [
             Probe("GET", "/", 200),
             Probe("GET", "/admin/user/list", 200),
@@ -34,19 +35,7 @@ def real_probes(module: str) -> list[Probe]:
                 "GET",
                 "/admin/broken/list",
                 500,
-                Expect("/admin/{identity}/list", "/admin/broken/list", "OperationalError"),
-            ),
-        ]
-    if module == "real_starlette_admin":
-        return [
-            Probe("GET", "/", 200),
-            Probe("GET", "/admin/user/list", 200),
-            Probe("GET", "/admin/nothing/list", 404),
-            Probe(
-                "GET",
-                "/admin/broken/list",
-                500,
-                Expect("/admin/{key}/list", "/admin/broken/list", "OperationalError"),
+                Expect(admin_route[module], "/admin/broken/list", "OperationalError"),
             ),
         ]
     return [
